@@ -1,0 +1,249 @@
+//! The offline pipeline driver: capture bytes → frames → segments → flows → records → sink.
+//! One pass, streaming; a damaged input still yields every flow that could be read (the error
+//! is recorded in the summary and the caller exits 3).
+
+use crate::flow::{FlowConfig, FlowTable};
+use crate::pcap::{PcapReader, ReadError};
+use crate::report::{self, InputError, InputErrorKind, Sink, Summary, ts_seconds};
+use crate::wire::{self, Decoded, NonTcp};
+use std::io::{self, Read};
+
+/// How often (in packets) the progress callback runs.
+pub const PROGRESS_EVERY: u64 = 1 << 16;
+
+/// A progress snapshot for the caller's progress bar.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub input_bytes: u64,
+    pub packets: u64,
+    pub flows: u64,
+}
+
+/// Failure of the analysis itself (the report could not be written). Input damage is not an
+/// error here: it is part of the result.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnalyzeError {
+    #[error("writing the report failed: {0}")]
+    Output(#[from] io::Error),
+}
+
+/// State carried across the inputs of one run: counters, flow ids, the sink.
+pub struct Analysis<'s> {
+    cfg: FlowConfig,
+    sink: &'s mut dyn Sink,
+    summary: Summary,
+    non_tcp: [u64; NonTcp::ALL.len()],
+    next_id: u64,
+    first_ts: Option<u64>,
+    last_ts: u64,
+}
+
+impl std::fmt::Debug for Analysis<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analysis")
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'s> Analysis<'s> {
+    pub fn new(cfg: FlowConfig, sink: &'s mut dyn Sink) -> Self {
+        Analysis {
+            cfg,
+            sink,
+            summary: Summary {
+                kind: "summary".into(),
+                ..Summary::default()
+            },
+            non_tcp: [0; NonTcp::ALL.len()],
+            next_id: 0,
+            first_ts: None,
+            last_ts: 0,
+        }
+    }
+
+    /// Reads one capture to its end (or to the first unreadable byte) and reports its flows.
+    /// `name` is how the input is named in records and errors.
+    pub fn run<R: Read>(
+        &mut self,
+        src: R,
+        name: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), AnalyzeError> {
+        self.summary.files.push(name.to_string());
+        let mut reader = match PcapReader::new(src) {
+            Ok(r) => r,
+            Err(e) => {
+                self.record_error(name, &e);
+                return Ok(());
+            }
+        };
+        let mut table = FlowTable::new(self.cfg);
+        table.set_next_id(self.next_id);
+        let mut sink_err: Option<io::Error> = None;
+        let sink = &mut *self.sink;
+        let summary = &mut self.summary;
+        let mut tcp_packets = 0u64;
+        let mut packets = 0u64;
+        let mut first_ts = self.first_ts;
+        let mut last_ts = self.last_ts;
+        let read_err = loop {
+            match reader.advance() {
+                Ok(true) => {}
+                Ok(false) => break None,
+                Err(e) => break Some(e),
+            }
+            let frame = reader.current();
+            let interfaces = reader.interfaces();
+            packets += 1;
+            if first_ts.is_none() {
+                first_ts = Some(frame.ts_ns);
+            }
+            last_ts = last_ts.max(frame.ts_ns);
+            let mut emit = |flow: &crate::flow::Flow, end| {
+                if sink_err.is_some() {
+                    return;
+                }
+                let rec = report::flow_record(flow, end, interfaces, name);
+                summary.protocols.add(rec.protocol);
+                summary.bytes += rec.bytes.c2s + rec.bytes.s2c;
+                if let Err(e) = sink.flow(&rec) {
+                    sink_err = Some(e);
+                }
+            };
+            match wire::decode(&frame) {
+                Decoded::Tcp(seg) => {
+                    tcp_packets += 1;
+                    table.push(&seg, &mut emit);
+                }
+                Decoded::NonTcp(kind) => self.non_tcp[kind.index()] += 1,
+            }
+            if let Some(e) = sink_err.take() {
+                return Err(e.into());
+            }
+            if packets % PROGRESS_EVERY == 0 {
+                progress(Progress {
+                    input_bytes: reader.position(),
+                    packets: summary.packets + packets,
+                    flows: table.next_id(),
+                });
+            }
+        };
+        let interfaces = reader.interfaces();
+        table.finish(&mut |flow, end| {
+            if sink_err.is_some() {
+                return;
+            }
+            let rec = report::flow_record(flow, end, interfaces, name);
+            summary.protocols.add(rec.protocol);
+            summary.bytes += rec.bytes.c2s + rec.bytes.s2c;
+            if let Err(e) = sink.flow(&rec) {
+                sink_err = Some(e);
+            }
+        });
+        if let Some(e) = sink_err {
+            return Err(e.into());
+        }
+        let stats = table.stats();
+        self.next_id = table.next_id();
+        self.summary.packets += packets;
+        self.summary.tcp_packets += tcp_packets;
+        self.summary.flows += stats.flows;
+        self.summary.evicted += stats.evicted;
+        self.summary.late_packets += stats.late_packets;
+        self.summary.max_live_flows = self.summary.max_live_flows.max(stats.max_live as u64);
+        self.summary.skipped_blocks += reader.skipped_blocks();
+        self.summary.input_bytes += reader.position();
+        self.first_ts = first_ts;
+        self.last_ts = last_ts;
+        progress(Progress {
+            input_bytes: reader.position(),
+            packets: self.summary.packets,
+            flows: self.next_id,
+        });
+        if let Some(e) = read_err {
+            self.record_error(name, &e);
+        }
+        Ok(())
+    }
+
+    fn record_error(&mut self, name: &str, e: &ReadError) {
+        self.summary.partial = true;
+        let kind = match e {
+            ReadError::Io { .. } => InputErrorKind::Io,
+            e if e.is_format_error() => InputErrorKind::NotACapture,
+            _ => InputErrorKind::Damaged,
+        };
+        self.summary.errors.push(InputError {
+            file: name.to_string(),
+            kind,
+            offset: e.offset(),
+            packet: e.packet(),
+            message: e.to_string(),
+        });
+    }
+
+    /// Records an input that could not be opened at all.
+    pub fn record_open_error(&mut self, name: &str, message: String) {
+        self.summary.files.push(name.to_string());
+        self.summary.partial = true;
+        self.summary.errors.push(InputError {
+            file: name.to_string(),
+            kind: InputErrorKind::Io,
+            offset: None,
+            packet: None,
+            message,
+        });
+    }
+
+    /// Writes the summary and returns it.
+    pub fn finish(mut self) -> Result<Summary, AnalyzeError> {
+        let c = &mut self.summary.non_tcp;
+        let n = &self.non_tcp;
+        for kind in NonTcp::ALL {
+            let v = n[kind.index()];
+            match kind {
+                NonTcp::Udp => c.udp = v,
+                NonTcp::Quic => c.quic = v,
+                NonTcp::Icmp => c.icmp = v,
+                NonTcp::Icmpv6 => c.icmpv6 = v,
+                NonTcp::Arp => c.arp = v,
+                NonTcp::Fragment => c.ip_fragment = v,
+                NonTcp::OtherIp => c.other_ip = v,
+                NonTcp::OtherLink => c.other_link = v,
+                NonTcp::UnsupportedLinkType => c.unsupported_link_type = v,
+                NonTcp::Truncated => c.truncated = v,
+                NonTcp::Malformed => c.malformed = v,
+            }
+        }
+        self.summary.first_ts = self.first_ts.map(ts_seconds);
+        self.summary.last_ts = self.first_ts.map(|_| ts_seconds(self.last_ts));
+        self.sink.finish(&self.summary)?;
+        Ok(self.summary)
+    }
+}
+
+/// Convenience for tests and the fuzz target: analyses `bytes` as one capture and returns the
+/// records and the summary.
+pub fn analyze_bytes(bytes: &[u8], cfg: FlowConfig) -> (Vec<report::FlowRecord>, Summary) {
+    #[derive(Default)]
+    struct Collect(Vec<report::FlowRecord>);
+    impl Sink for Collect {
+        fn flow(&mut self, r: &report::FlowRecord) -> io::Result<()> {
+            self.0.push(r.clone());
+            Ok(())
+        }
+        fn finish(&mut self, _: &Summary) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut sink = Collect::default();
+    let summary = {
+        let mut a = Analysis::new(cfg, &mut sink);
+        // Writing to a Vec cannot fail.
+        let _ = a.run(bytes, "input", &mut |_| {});
+        a.finish().unwrap_or_default()
+    };
+    (sink.0, summary)
+}

@@ -1,0 +1,391 @@
+//! Flow table: TCP segments to bidirectional flows. A flow is emitted (handed to the caller's
+//! `emit` callback) when it ends: both FINs acknowledged, a RST, idle for `idle_timeout` of
+//! capture time, evicted because the table is full, or at the end of input.
+//!
+//! Memory is bounded: at most `max_flows` live flows, each keeping at most `collect_bytes` per
+//! direction. Flow slots (and their buffers) are reused, so the steady state allocates nothing
+//! per packet. A closed flow leaves a small tombstone so that its late retransmissions and
+//! ACKs are not mistaken for a new mid-stream flow; a new SYN on the same 4-tuple does start one.
+
+mod stream;
+
+pub use stream::Stream;
+
+use crate::wire::{Addr, LinkInfo, Segment};
+use rustc_hash::FxHashMap;
+
+/// Limits and timeouts of the flow table.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowConfig {
+    /// A flow with no packet for this long (capture time) is emitted with end `idle`.
+    pub idle_timeout_ns: u64,
+    /// Live flows at most; beyond, the least recently active are evicted (and counted).
+    pub max_flows: usize,
+    /// In-order payload bytes kept per direction for classification.
+    pub collect_bytes: usize,
+    /// How long a closed flow's tombstone absorbs late packets.
+    pub tombstone_ns: u64,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            idle_timeout_ns: 120_000_000_000,
+            max_flows: 65_536,
+            collect_bytes: 16 * 1024,
+            tombstone_ns: 60_000_000_000,
+        }
+    }
+}
+
+/// How a flow started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Its first packet was a SYN or SYN-ACK.
+    Syn,
+    /// The capture began after the handshake.
+    Midstream,
+}
+
+/// Why a flow was emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Fin,
+    Rst,
+    Idle,
+    /// The table was full; this was among the least recently active.
+    Evicted,
+    Eof,
+}
+
+/// One bidirectional TCP flow. Side 0 is the source of the flow's first packet; which side is
+/// the client is decided when the flow is reported (see `classify::orient`).
+#[derive(Debug, Default)]
+pub struct Flow {
+    pub id: u64,
+    pub ends: [(Addr, u16); 2],
+    pub link: LinkInfo,
+    pub first_ts: u64,
+    pub last_ts: u64,
+    pub dir: [Stream; 2],
+    /// Side that sent a SYN without ACK (the client), if seen.
+    pub syn_side: Option<usize>,
+    /// Side that sent a SYN-ACK (the server), if seen.
+    pub synack_side: Option<usize>,
+    pub started_with_syn: bool,
+    pub rst: bool,
+    live: bool,
+}
+
+impl Flow {
+    fn reset(&mut self, id: u64, seg: &Segment<'_>) {
+        self.id = id;
+        self.ends = [(seg.src, seg.sport), (seg.dst, seg.dport)];
+        self.link = seg.link;
+        self.first_ts = seg.ts_ns;
+        self.last_ts = seg.ts_ns;
+        self.dir[0].reset();
+        self.dir[1].reset();
+        self.syn_side = None;
+        self.synack_side = None;
+        self.started_with_syn = seg.flags.syn();
+        self.rst = false;
+        self.live = true;
+    }
+
+    /// A FIN was seen from either side: a new SYN means a new connection.
+    fn closing(&self) -> bool {
+        self.dir[0].fin_seq.is_some() || self.dir[1].fin_seq.is_some()
+    }
+
+    pub fn start(&self) -> Start {
+        if self.started_with_syn {
+            Start::Syn
+        } else {
+            Start::Midstream
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FlowKey {
+    capture_if: u32,
+    ifindex: u32,
+    lo: (Addr, u16),
+    hi: (Addr, u16),
+}
+
+impl FlowKey {
+    #[inline]
+    fn of(seg: &Segment<'_>) -> Self {
+        let a = (seg.src, seg.sport);
+        let b = (seg.dst, seg.dport);
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        FlowKey {
+            capture_if: seg.link.capture_if,
+            ifindex: seg.link.ifindex.unwrap_or(u32::MAX),
+            lo,
+            hi,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Live(u32),
+    Closed { at: u64 },
+}
+
+/// Counters the table keeps for the summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TableStats {
+    pub flows: u64,
+    pub evicted: u64,
+    /// Packets that arrived for an already closed flow (retransmitted FINs, RST storms).
+    pub late_packets: u64,
+    pub max_live: usize,
+}
+
+/// Live flows keyed by 4-tuple and interface.
+#[derive(Debug)]
+pub struct FlowTable {
+    cfg: FlowConfig,
+    index: FxHashMap<FlowKey, Slot>,
+    slab: Vec<Flow>,
+    free: Vec<u32>,
+    live: usize,
+    next_id: u64,
+    now: u64,
+    next_sweep: u64,
+    stats: TableStats,
+    scratch: Vec<(u64, u32)>,
+}
+
+impl FlowTable {
+    pub fn new(cfg: FlowConfig) -> Self {
+        FlowTable {
+            cfg,
+            index: FxHashMap::default(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            next_id: 0,
+            now: 0,
+            next_sweep: 0,
+            stats: TableStats::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn stats(&self) -> TableStats {
+        self.stats
+    }
+
+    pub fn live_flows(&self) -> usize {
+        self.live
+    }
+
+    /// Continues flow numbering from another table (several input files, one id space).
+    pub fn set_next_id(&mut self, id: u64) {
+        self.next_id = id;
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Adds one segment; `emit` receives every flow that ends as a consequence.
+    pub fn push(&mut self, seg: &Segment<'_>, emit: &mut impl FnMut(&Flow, End)) {
+        if seg.ts_ns > self.now {
+            self.now = seg.ts_ns;
+        }
+        if self.now >= self.next_sweep {
+            self.sweep(emit);
+        }
+        let key = FlowKey::of(seg);
+        let cap = self.cfg.collect_bytes;
+        let new_syn = seg.flags.syn() && !seg.flags.ack();
+        let slot = match self.index.get(&key) {
+            // A fresh SYN on a 4-tuple whose connection was already closing: port reuse.
+            Some(Slot::Live(i)) if new_syn && self.slab[*i as usize].closing() => {
+                let old = *i;
+                self.close(old, End::Fin, emit);
+                let i = self.alloc(seg);
+                self.index.insert(key, Slot::Live(i));
+                i
+            }
+            Some(Slot::Live(i)) => *i,
+            Some(Slot::Closed { .. }) if !new_syn => {
+                self.stats.late_packets += 1;
+                self.index.insert(key, Slot::Closed { at: self.now });
+                return;
+            }
+            _ => {
+                if self.live >= self.cfg.max_flows {
+                    self.evict(emit);
+                }
+                let i = self.alloc(seg);
+                self.index.insert(key, Slot::Live(i));
+                i
+            }
+        };
+        let flow = &mut self.slab[slot as usize];
+        flow.last_ts = flow.last_ts.max(seg.ts_ns);
+        let side = usize::from((seg.src, seg.sport) != flow.ends[0]);
+        let flags = seg.flags;
+        {
+            let d = &mut flow.dir[side];
+            d.packets += 1;
+            d.bytes += u64::from(seg.wire_len);
+            if flags.syn() {
+                d.on_syn(seg.seq);
+                if flags.ack() {
+                    flow.synack_side.get_or_insert(side);
+                } else {
+                    flow.syn_side.get_or_insert(side);
+                }
+            }
+            let d = &mut flow.dir[side];
+            let data_seq = if flags.syn() {
+                seg.seq.wrapping_add(1)
+            } else {
+                seg.seq
+            };
+            d.on_data(data_seq, seg.payload, seg.wire_len, cap);
+            if flags.fin() {
+                d.on_fin(data_seq, seg.wire_len);
+            }
+        }
+        if flags.ack() {
+            flow.dir[1 - side].on_peer_ack(seg.ack, cap);
+        }
+        if flags.rst() {
+            flow.rst = true;
+            self.close(slot, End::Rst, emit);
+        } else if flow.dir[0].fin_acked && flow.dir[1].fin_acked {
+            self.close(slot, End::Fin, emit);
+        }
+    }
+
+    /// Emits every live flow (end of input) and forgets all state.
+    pub fn finish(&mut self, emit: &mut impl FnMut(&Flow, End)) {
+        let live: Vec<u32> = self.live_slots().collect();
+        let mut order: Vec<(u64, u32)> = live
+            .iter()
+            .map(|&i| (self.slab[i as usize].id, i))
+            .collect();
+        order.sort_unstable();
+        for (_, i) in order {
+            let f = &self.slab[i as usize];
+            let end = if f.dir[0].fin_seq.is_some() && f.dir[1].fin_seq.is_some() {
+                End::Fin
+            } else if f.rst {
+                End::Rst
+            } else {
+                End::Eof
+            };
+            self.close(i, end, emit);
+        }
+        self.index.clear();
+    }
+
+    fn live_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slab
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.live)
+            .map(|(i, _)| i as u32)
+    }
+
+    fn alloc(&mut self, seg: &Segment<'_>) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.stats.flows += 1;
+        self.live += 1;
+        self.stats.max_live = self.stats.max_live.max(self.live);
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slab.push(Flow::default());
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.slab[i as usize].reset(id, seg);
+        i
+    }
+
+    fn close(&mut self, slot: u32, end: End, emit: &mut impl FnMut(&Flow, End)) {
+        let cap = self.cfg.collect_bytes;
+        let flow = &mut self.slab[slot as usize];
+        if !flow.live {
+            return;
+        }
+        flow.dir[0].finish(cap);
+        flow.dir[1].finish(cap);
+        flow.live = false;
+        emit(flow, end);
+        let (a, b) = (flow.ends[0], flow.ends[1]);
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let key = FlowKey {
+            capture_if: flow.link.capture_if,
+            ifindex: flow.link.ifindex.unwrap_or(u32::MAX),
+            lo,
+            hi,
+        };
+        let at = flow.last_ts;
+        self.index.insert(key, Slot::Closed { at });
+        self.free.push(slot);
+        self.live -= 1;
+    }
+
+    /// Emits idle flows and drops old tombstones. Runs at most every few seconds of capture time.
+    fn sweep(&mut self, emit: &mut impl FnMut(&Flow, End)) {
+        let interval = (self.cfg.idle_timeout_ns / 4).clamp(1_000_000_000, 10_000_000_000);
+        self.next_sweep = self.now.saturating_add(interval);
+        let idle_before = self.now.saturating_sub(self.cfg.idle_timeout_ns);
+        let mut idle: Vec<(u64, u32)> = std::mem::take(&mut self.scratch);
+        idle.clear();
+        for i in self.live_slots() {
+            let f = &self.slab[i as usize];
+            if f.last_ts < idle_before {
+                idle.push((f.id, i));
+            }
+        }
+        idle.sort_unstable();
+        for &(_, i) in &idle {
+            self.close(i, End::Idle, emit);
+        }
+        self.scratch = idle;
+        let tomb_before = self.now.saturating_sub(self.cfg.tombstone_ns);
+        // Tombstones are dropped when old, or all at once if they outgrow the live table by far.
+        let too_many = self.index.len() > 4 * self.cfg.max_flows.max(1024);
+        self.index.retain(|_, s| match s {
+            Slot::Live(_) => true,
+            Slot::Closed { at } => !too_many && *at >= tomb_before,
+        });
+    }
+
+    /// The table is full: emit the least recently active eighth of it.
+    fn evict(&mut self, emit: &mut impl FnMut(&Flow, End)) {
+        let mut v = std::mem::take(&mut self.scratch);
+        v.clear();
+        v.extend(
+            self.live_slots()
+                .map(|i| (self.slab[i as usize].last_ts, i)),
+        );
+        let n = (v.len() / 8).max(1).min(v.len());
+        if n < v.len() {
+            v.select_nth_unstable(n);
+        }
+        v.truncate(n);
+        v.sort_unstable();
+        for &(_, i) in &v {
+            self.stats.evicted += 1;
+            self.close(i, End::Evicted, emit);
+        }
+        self.scratch = v;
+        if self.index.len() > 4 * self.cfg.max_flows.max(1024) {
+            self.index.retain(|_, s| matches!(s, Slot::Live(_)));
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! One direction of a TCP connection: sequence tracking by offset with wrapping arithmetic,
+//! out-of-order segments held until the hole fills, overlaps and retransmissions trimmed, holes
+//! that never fill recorded as gaps. Only the first `cap` in-order bytes are kept (that is all
+//! classification needs); after that, or after a gap, only sequence numbers are tracked.
+
+/// At most this many out-of-order segments wait per direction before the hole is declared a gap.
+const MAX_PENDING: usize = 64;
+/// A segment further ahead than this is not waited for: the hole becomes a gap at once.
+const MAX_AHEAD: u32 = 8 << 20;
+
+#[derive(Debug, Default)]
+struct Pending {
+    seq: u32,
+    wire_len: u32,
+    /// Captured bytes, kept only while the stream still collects.
+    data: Vec<u8>,
+}
+
+/// Reassembly state and counters of one direction.
+#[derive(Debug, Default)]
+pub struct Stream {
+    pub packets: u64,
+    /// TCP payload bytes on the wire (from IP lengths), retransmissions included.
+    pub bytes: u64,
+    /// Holes in the sequence space that were never filled (capture loss).
+    pub gaps: u32,
+    /// Segments that carried only bytes already seen.
+    pub retransmits: u32,
+    /// Segments that arrived ahead of a hole.
+    pub out_of_order: u32,
+    /// Segments whose payload was cut by the capture's snaplen.
+    pub snaplen_cut: u32,
+    /// The first in-order payload bytes, up to the cap.
+    pub data: Vec<u8>,
+    /// `data` stopped early because of a gap or a snaplen cut (not because it was full).
+    pub data_broken: bool,
+    started: bool,
+    next_seq: u32,
+    collecting: bool,
+    pending: Vec<Pending>,
+    /// Highest acknowledgement the peer sent for this direction.
+    peer_ack: Option<u32>,
+    pub(super) fin_seq: Option<u32>,
+    pub(super) fin_acked: bool,
+}
+
+impl Stream {
+    /// Resets for reuse by a new flow, keeping the buffer's capacity.
+    pub(super) fn reset(&mut self) {
+        let mut data = std::mem::take(&mut self.data);
+        data.clear();
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.clear();
+        *self = Stream {
+            data,
+            pending,
+            collecting: true,
+            ..Stream::default()
+        };
+    }
+
+    /// A SYN from this side fixes the initial sequence number.
+    pub(super) fn on_syn(&mut self, seq: u32) {
+        if !self.started {
+            self.started = true;
+            self.next_seq = seq.wrapping_add(1);
+        }
+    }
+
+    /// A segment with payload (captured bytes in `data`, `wire_len` bytes on the wire).
+    pub(super) fn on_data(&mut self, seq: u32, data: &[u8], wire_len: u32, cap: usize) {
+        if wire_len == 0 {
+            return;
+        }
+        if (data.len() as u32) < wire_len {
+            self.snaplen_cut += 1;
+        }
+        if !self.started {
+            // Mid-stream start: the first byte we see is offset zero.
+            self.started = true;
+            self.next_seq = seq;
+        }
+        let off = seq.wrapping_sub(self.next_seq) as i32;
+        if off <= 0 {
+            let skip = off.unsigned_abs();
+            if skip >= wire_len {
+                self.retransmits += 1;
+                return;
+            }
+            let data = data.get(skip as usize..).unwrap_or(&[]);
+            self.accept(data, wire_len - skip, cap);
+            self.drain(cap);
+        } else {
+            self.out_of_order += 1;
+            let keep = if self.collecting {
+                data.to_vec()
+            } else {
+                Vec::new()
+            };
+            self.pending.push(Pending {
+                seq,
+                wire_len,
+                data: keep,
+            });
+            if self.pending.len() > MAX_PENDING || off as u32 > MAX_AHEAD {
+                self.skip_hole(cap);
+            }
+        }
+    }
+
+    /// An acknowledgement from the peer for this direction. When the peer acknowledges bytes
+    /// beyond a hole, the hole was delivered to the host but not to the capture: a gap.
+    pub(super) fn on_peer_ack(&mut self, ack: u32, cap: usize) {
+        if !self.started {
+            return;
+        }
+        match self.peer_ack {
+            Some(prev) if (ack.wrapping_sub(prev) as i32) <= 0 => {}
+            _ => self.peer_ack = Some(ack),
+        }
+        if let Some(fin) = self.fin_seq {
+            if ack == fin.wrapping_add(1) {
+                self.fin_acked = true;
+            }
+        }
+        if !self.pending.is_empty() && (ack.wrapping_sub(self.next_seq) as i32) > 0 {
+            self.skip_hole(cap);
+        }
+    }
+
+    pub(super) fn on_fin(&mut self, seq: u32, wire_len: u32) {
+        if !self.started {
+            self.started = true;
+            self.next_seq = seq;
+        }
+        self.fin_seq = Some(seq.wrapping_add(wire_len));
+    }
+
+    /// End of the flow: holes still waiting are gaps, and so are bytes the peer acknowledged
+    /// that the capture never showed.
+    pub(super) fn finish(&mut self, cap: usize) {
+        while !self.pending.is_empty() {
+            self.skip_hole(cap);
+        }
+        if let Some(ack) = self.peer_ack {
+            let end = match self.fin_seq {
+                Some(f) if f == self.next_seq => self.next_seq.wrapping_add(1),
+                _ => self.next_seq,
+            };
+            let ahead = ack.wrapping_sub(end) as i32;
+            if ahead > 0 && ahead as u32 <= MAX_AHEAD {
+                self.gaps += 1;
+                self.stop_collecting(true);
+            }
+        }
+    }
+
+    fn accept(&mut self, data: &[u8], wire_len: u32, cap: usize) {
+        if self.collecting {
+            let room = cap.saturating_sub(self.data.len());
+            let take = data.len().min(room);
+            self.data.extend_from_slice(&data[..take]);
+            if (data.len() as u32) < wire_len {
+                self.stop_collecting(true);
+            } else if self.data.len() >= cap {
+                self.stop_collecting(false);
+            }
+        }
+        self.next_seq = self.next_seq.wrapping_add(wire_len);
+    }
+
+    fn stop_collecting(&mut self, broken: bool) {
+        if self.collecting {
+            self.collecting = false;
+            self.data_broken = broken;
+        }
+    }
+
+    /// Delivers every pending segment that now starts at or before `next_seq`.
+    fn drain(&mut self, cap: usize) {
+        while let Some(i) = self
+            .pending
+            .iter()
+            .position(|p| (p.seq.wrapping_sub(self.next_seq) as i32) <= 0)
+        {
+            let p = self.pending.swap_remove(i);
+            let skip = self.next_seq.wrapping_sub(p.seq);
+            if skip < p.wire_len {
+                let data = if self.collecting {
+                    p.data.get(skip as usize..).unwrap_or(&[])
+                } else {
+                    &[]
+                };
+                // Data was not kept (collection had stopped): account for the bytes only.
+                if self.collecting && (p.data.len() as u32) < p.wire_len && data.is_empty() {
+                    self.stop_collecting(true);
+                }
+                self.accept(data, p.wire_len - skip, cap);
+            } else {
+                self.retransmits += 1;
+            }
+        }
+    }
+
+    /// Gives up on the hole before the nearest pending segment: count a gap, jump, deliver.
+    fn skip_hole(&mut self, cap: usize) {
+        let next = self
+            .pending
+            .iter()
+            .map(|p| p.seq)
+            .min_by_key(|s| s.wrapping_sub(self.next_seq) as i32);
+        if let Some(seq) = next {
+            if (seq.wrapping_sub(self.next_seq) as i32) > 0 {
+                self.gaps += 1;
+                self.stop_collecting(true);
+                self.next_seq = seq;
+            }
+            self.drain(cap);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> Stream {
+        let mut s = Stream::default();
+        s.reset();
+        s
+    }
+
+    #[test]
+    fn out_of_order_overlap_and_retransmit_reassemble_in_order() {
+        let mut s = stream();
+        s.on_syn(1000);
+        s.on_data(1007, b"world!", 6, 64); // ahead of a one-byte hole at 1006
+        s.on_data(1001, b"hello", 5, 64);
+        assert_eq!(s.data, b"hello");
+        s.on_data(1003, b"llo ", 4, 64); // overlaps three bytes, fills the hole
+        assert_eq!(s.data, b"hello world!");
+        s.on_data(1001, b"hello", 5, 64);
+        assert_eq!((s.retransmits, s.out_of_order, s.gaps), (1, 1, 0));
+    }
+
+    #[test]
+    fn sequence_wraps_around_zero() {
+        let mut s = stream();
+        s.on_syn(u32::MAX - 2); // first data byte at MAX-1
+        s.on_data(u32::MAX - 1, b"ab", 2, 64);
+        s.on_data(0, b"cd", 2, 64);
+        s.on_data(4, b"gh", 2, 64);
+        s.on_data(2, b"ef", 2, 64);
+        assert_eq!(s.data, b"abcdefgh");
+        assert_eq!(s.gaps, 0);
+    }
+
+    #[test]
+    fn peer_ack_past_a_hole_declares_a_gap_and_stops_collecting() {
+        let mut s = stream();
+        s.on_syn(0);
+        s.on_data(1, b"abc", 3, 64);
+        s.on_data(10, b"xyz", 3, 64);
+        s.on_peer_ack(13, 64);
+        assert_eq!(s.gaps, 1);
+        assert_eq!(s.data, b"abc");
+        assert!(s.data_broken);
+        s.on_data(13, b"more", 4, 64);
+        assert_eq!((s.bytes_tracked(), s.gaps), (16, 1));
+    }
+
+    #[test]
+    fn cap_bounds_the_kept_bytes_and_ack_beyond_end_is_a_gap_at_finish() {
+        let mut s = stream();
+        s.on_syn(0);
+        s.on_data(1, &[7u8; 100], 100, 16);
+        assert_eq!(s.data.len(), 16);
+        assert!(!s.data_broken);
+        s.on_peer_ack(201, 16); // 100 bytes acknowledged that we never saw
+        s.finish(16);
+        assert_eq!(s.gaps, 1);
+    }
+
+    #[test]
+    fn snaplen_cut_stops_collection_but_keeps_sequence() {
+        let mut s = stream();
+        s.on_syn(0);
+        s.on_data(1, b"ab", 10, 64);
+        s.on_data(11, b"cdef", 4, 64);
+        assert_eq!(
+            (s.data.as_slice(), s.snaplen_cut, s.gaps),
+            (&b"ab"[..], 1, 0)
+        );
+        assert_eq!(s.bytes_tracked(), 14);
+    }
+
+    impl Stream {
+        fn bytes_tracked(&self) -> u32 {
+            self.next_seq.wrapping_sub(1)
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! `meshsniff` command line: raw flags (clap) → validated settings → sources and sinks.
+//! Exit codes (a contract, see README): 0 clean, 2 usage or I/O error, 3 input partially
+//! unreadable (results still printed). A closed stdout pipe ends the run quietly.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use meshsniff::analyze::{Analysis, Progress};
+use meshsniff::flow::FlowConfig;
+use meshsniff::report::{InputErrorKind, JsonDocSink, JsonlSink, Sink, TableSink};
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+const EXIT_ERROR: u8 = 2;
+const EXIT_PARTIAL: u8 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "meshsniff",
+    version,
+    about = "Is this pod's traffic really encrypted, and if not, what leaks?"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Read pcap/pcapng captures (files or `-` for stdin) and report every TCP flow.
+    ///
+    /// Example: tcpdump -i eth0 -U -w - | meshsniff analyze -
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct AnalyzeArgs {
+    /// Capture files (pcap or pcapng, detected by content); `-` reads standard input.
+    #[arg(required = true, value_name = "FILE|-")]
+    inputs: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// No progress bar and no error lines on stderr (the summary still carries them).
+    #[arg(short, long)]
+    quiet: bool,
+    /// Colour in the table: auto = only when stdout is a terminal (and NO_COLOR is unset).
+    #[arg(long, value_enum, default_value_t = Colour::Auto)]
+    color: Colour,
+    /// Live flows kept at most; beyond, the least recently active are reported early.
+    #[arg(long, default_value_t = 65_536, value_name = "N")]
+    max_flows: usize,
+    /// A flow with no packet for this many seconds of capture time is reported as idle.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    idle_timeout: u64,
+    /// Payload bytes kept per flow direction for classification (the rest is only counted).
+    #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES")]
+    collect_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum Format {
+    /// Human table, one row per flow as it closes, then a summary.
+    Table,
+    /// JSON Lines: one `flow` object per line, a `summary` object last (docs/schema.md).
+    Jsonl,
+    /// One JSON document: {"flows":[...],"summary":{...}}.
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum Colour {
+    Auto,
+    Always,
+    Never,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Analyze(args) => analyze(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("meshsniff: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<meshsniff::analyze::AnalyzeError>()
+                .is_some_and(|a| match a {
+                    meshsniff::analyze::AnalyzeError::Output(io) => {
+                        io.kind() == io::ErrorKind::BrokenPipe
+                    }
+                    _ => false,
+                })
+    })
+}
+
+/// An opened input: a file (with its size, for the progress bar) or standard input.
+struct Input {
+    name: String,
+    reader: Box<dyn Read>,
+    size: Option<u64>,
+}
+
+fn open_inputs(names: &[String]) -> Result<Vec<Input>> {
+    if names.iter().filter(|n| *n == "-").count() > 1 {
+        bail!("standard input (`-`) can be named only once");
+    }
+    names
+        .iter()
+        .map(|name| {
+            if name == "-" {
+                if io::stdin().is_terminal() {
+                    bail!(
+                        "`-` reads a capture from standard input, but it is a terminal: pipe one in, \
+                         e.g. `tcpdump -i eth0 -U -w - | meshsniff analyze -`"
+                    );
+                }
+                return Ok(Input { name: "-".into(), reader: Box::new(io::stdin().lock()), size: None });
+            }
+            let file = File::open(name).with_context(|| format!("cannot open {name}"))?;
+            let meta = file.metadata().with_context(|| format!("cannot stat {name}"))?;
+            if meta.is_dir() {
+                bail!("{name} is a directory; name capture files (e.g. {name}/*.pcap)");
+            }
+            Ok(Input { name: name.clone(), reader: Box::new(file), size: Some(meta.len()) })
+        })
+        .collect()
+}
+
+fn analyze(args: AnalyzeArgs) -> Result<u8> {
+    if args.max_flows == 0 {
+        bail!("--max-flows must be at least 1");
+    }
+    let cfg = FlowConfig {
+        idle_timeout_ns: args.idle_timeout.saturating_mul(1_000_000_000),
+        max_flows: args.max_flows,
+        collect_bytes: args.collect_bytes.clamp(64, 1 << 20),
+        ..FlowConfig::default()
+    };
+    // Open everything first: a typo fails before any output is written.
+    let inputs = open_inputs(&args.inputs)?;
+    let live = inputs.iter().any(|i| i.size.is_none());
+    let stdout = io::stdout();
+    let out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let colour = match args.color {
+        Colour::Always => true,
+        Colour::Never => false,
+        Colour::Auto => io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let mut sink: Box<dyn Sink> = match args.format {
+        Format::Table => Box::new(TableSink::new(out, colour, live)),
+        Format::Jsonl => Box::new(JsonlSink::new(out, live)),
+        Format::Json => Box::new(JsonDocSink::new(out)),
+    };
+    let show_progress = !args.quiet && io::stderr().is_terminal();
+    let mut analysis = Analysis::new(cfg, sink.as_mut());
+    for input in inputs {
+        let bar = show_progress.then(|| progress_bar(input.size, &input.name));
+        let mut on_progress = |p: Progress| {
+            if let Some(bar) = &bar {
+                bar.set_position(p.input_bytes);
+                bar.set_message(format!("{} packets, {} flows", p.packets, p.flows));
+            }
+        };
+        analysis.run(input.reader, &input.name, &mut on_progress)?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+    }
+    let summary = analysis.finish()?;
+    drop(sink);
+    if !args.quiet {
+        for e in &summary.errors {
+            eprintln!("meshsniff: {}: {}", e.file, e.message);
+        }
+    }
+    let unreadable = summary
+        .errors
+        .iter()
+        .any(|e| e.kind != InputErrorKind::Damaged);
+    Ok(if unreadable {
+        EXIT_ERROR
+    } else if summary.partial {
+        EXIT_PARTIAL
+    } else {
+        0
+    })
+}
+
+fn progress_bar(size: Option<u64>, name: &str) -> ProgressBar {
+    let bar = match size {
+        Some(len) => ProgressBar::new(len).with_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta}) {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{prefix} {spinner} {bytes} ({bytes_per_sec}) {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(8));
+    bar.set_prefix(name.to_string());
+    bar.enable_steady_tick(Duration::from_millis(250));
+    let _ = io::stderr().flush();
+    bar
+}

@@ -1,0 +1,89 @@
+//! Reporting: turns a finished [`Flow`] into its [`FlowRecord`] (the JSON contract) and prints
+//! records and the [`Summary`] through a [`Sink`]: a human table, JSON Lines, or one JSON
+//! document. Printers print; they never analyse.
+
+mod json;
+pub mod schema;
+mod table;
+
+pub use json::{JsonDocSink, JsonlSink};
+pub use schema::*;
+pub use table::TableSink;
+
+use crate::classify::{self, ClientBasis};
+use crate::flow::{End, Flow, Start};
+use crate::pcap::Interface;
+use crate::wire::Addr;
+use std::io;
+
+/// Where records go.
+pub trait Sink {
+    fn flow(&mut self, record: &FlowRecord) -> io::Result<()>;
+    fn finish(&mut self, summary: &Summary) -> io::Result<()>;
+}
+
+/// `ip:port`, IPv6 in brackets.
+pub fn endpoint(addr: Addr, port: u16) -> String {
+    if addr.v6 {
+        format!("[{}]:{port}", addr.to_ip())
+    } else {
+        format!("{}:{port}", addr.to_ip())
+    }
+}
+
+/// Builds the record of a finished flow: orientation, classification, counters.
+pub fn flow_record(flow: &Flow, end: End, interfaces: &[Interface], file: &str) -> FlowRecord {
+    let (client, basis) = classify::orient(flow);
+    let server = 1 - client;
+    let (c, s) = (&flow.dir[client], &flow.dir[server]);
+    let protocol = classify::classify(&c.data, &s.data, c.bytes + s.bytes);
+    let interface = interfaces
+        .get(flow.link.capture_if as usize)
+        .and_then(|i| i.name.clone());
+    FlowRecord {
+        kind: "flow".into(),
+        id: flow.id,
+        client: endpoint(flow.ends[client].0, flow.ends[client].1),
+        server: endpoint(flow.ends[server].0, flow.ends[server].1),
+        interface,
+        ifindex: flow.link.ifindex,
+        link_loopback: flow.link.loopback,
+        first_ts: ts_seconds(flow.first_ts),
+        last_ts: ts_seconds(flow.last_ts),
+        packets: Directions {
+            c2s: c.packets,
+            s2c: s.packets,
+        },
+        bytes: Directions {
+            c2s: c.bytes,
+            s2c: s.bytes,
+        },
+        tcp: TcpFacts {
+            start: match flow.start() {
+                Start::Syn => TcpStart::Syn,
+                Start::Midstream => TcpStart::Midstream,
+            },
+            end: match end {
+                End::Fin => TcpEnd::Fin,
+                End::Rst => TcpEnd::Rst,
+                End::Idle | End::Evicted => TcpEnd::Idle,
+                End::Eof => TcpEnd::Eof,
+            },
+            gaps: c.gaps + s.gaps,
+            retransmits: c.retransmits + s.retransmits,
+            out_of_order: c.out_of_order + s.out_of_order,
+            snaplen_cut: c.snaplen_cut + s.snaplen_cut,
+            evicted: end == End::Evicted,
+            client_by: match basis {
+                ClientBasis::Syn => ClientBy::Syn,
+                ClientBasis::Content => ClientBy::Content,
+                ClientBasis::Port => ClientBy::Port,
+            },
+        },
+        protocol,
+        tls: None,
+        http: None,
+        verdict: None,
+        file: file.to_string(),
+    }
+}

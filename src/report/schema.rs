@@ -1,0 +1,227 @@
+//! The JSON Lines schema: one `flow` object per TCP flow, one `summary` object at the end.
+//! These structs are the contract (docs/schema.md); field names are never renamed. Tests read
+//! the tool's output back into them, so a change here that breaks users breaks a test too.
+
+use crate::classify::Protocol;
+use serde::{Deserialize, Serialize};
+
+/// Per-direction counters, from the client's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Directions {
+    pub c2s: u64,
+    pub s2c: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TcpStart {
+    Syn,
+    Midstream,
+}
+
+/// Why the record was written. `idle` also covers flows evicted from a full table
+/// (`tcp.evicted` says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TcpEnd {
+    Fin,
+    Rst,
+    Idle,
+    Eof,
+}
+
+/// How the client was told from the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientBy {
+    Syn,
+    Content,
+    Port,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpFacts {
+    pub start: TcpStart,
+    pub end: TcpEnd,
+    /// Holes in either direction's sequence space that the capture never filled.
+    pub gaps: u32,
+    pub retransmits: u32,
+    pub out_of_order: u32,
+    /// Segments whose payload the capture cut short (snaplen).
+    pub snaplen_cut: u32,
+    pub evicted: bool,
+    pub client_by: ClientBy,
+}
+
+/// One TCP flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowRecord {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: u64,
+    /// `ip:port`, IPv6 as `[addr]:port`.
+    pub client: String,
+    pub server: String,
+    /// Interface name from the pcapng IDB, if the capture names it.
+    pub interface: Option<String>,
+    /// Kernel interface index from a LINUX_SLL2 header (`tcpdump -i any`).
+    pub ifindex: Option<u32>,
+    /// The link layer says loopback (cooked ARPHRD_LOOPBACK, BSD NULL/LOOP).
+    pub link_loopback: bool,
+    pub first_ts: f64,
+    pub last_ts: f64,
+    pub packets: Directions,
+    /// TCP payload bytes on the wire (retransmissions included).
+    pub bytes: Directions,
+    pub tcp: TcpFacts,
+    pub protocol: Protocol,
+    /// TLS handshake facts (filled by the TLS layer; null for non-TLS flows).
+    pub tls: Option<serde_json::Value>,
+    /// HTTP facts (filled by the HTTP layer; null otherwise).
+    pub http: Option<serde_json::Value>,
+    /// The mesh verdict (filled by the policy layer; null without one).
+    pub verdict: Option<serde_json::Value>,
+    /// The input this flow was read from.
+    pub file: String,
+}
+
+/// Per-protocol flow counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ProtocolCounts {
+    pub tls: u64,
+    pub http: u64,
+    pub h2c: u64,
+    pub other: u64,
+    pub empty: u64,
+}
+
+impl ProtocolCounts {
+    pub fn add(&mut self, p: Protocol) {
+        match p {
+            Protocol::Tls => self.tls += 1,
+            Protocol::Http => self.http += 1,
+            Protocol::H2c => self.h2c += 1,
+            Protocol::Other => self.other += 1,
+            Protocol::Empty => self.empty += 1,
+        }
+    }
+    pub fn get(&self, p: Protocol) -> u64 {
+        match p {
+            Protocol::Tls => self.tls,
+            Protocol::Http => self.http,
+            Protocol::H2c => self.h2c,
+            Protocol::Other => self.other,
+            Protocol::Empty => self.empty,
+        }
+    }
+}
+
+/// Packets that are not TCP, by kind (see `wire::NonTcp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NonTcpCounts {
+    pub udp: u64,
+    pub quic: u64,
+    pub icmp: u64,
+    pub icmpv6: u64,
+    pub arp: u64,
+    pub ip_fragment: u64,
+    pub other_ip: u64,
+    pub other_link: u64,
+    pub unsupported_link_type: u64,
+    pub truncated: u64,
+    pub malformed: u64,
+}
+
+impl NonTcpCounts {
+    pub fn total(&self) -> u64 {
+        self.udp
+            + self.quic
+            + self.icmp
+            + self.icmpv6
+            + self.arp
+            + self.ip_fragment
+            + self.other_ip
+            + self.other_link
+            + self.unsupported_link_type
+            + self.truncated
+            + self.malformed
+    }
+    /// (name, count) pairs with a non-zero count, for printing.
+    pub fn nonzero(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("udp", self.udp),
+            ("quic", self.quic),
+            ("icmp", self.icmp),
+            ("icmpv6", self.icmpv6),
+            ("arp", self.arp),
+            ("ip_fragment", self.ip_fragment),
+            ("other_ip", self.other_ip),
+            ("other_link", self.other_link),
+            ("unsupported_link_type", self.unsupported_link_type),
+            ("truncated", self.truncated),
+            ("malformed", self.malformed),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
+    }
+}
+
+/// What kind of input problem an [`InputError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputErrorKind {
+    /// Not a pcap/pcapng capture at all (nothing could be read).
+    NotACapture,
+    /// A capture damaged part-way: everything before the damage was read.
+    Damaged,
+    /// The operating system refused to read it.
+    Io,
+}
+
+/// A place where an input could not be read further.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputError {
+    pub file: String,
+    pub kind: InputErrorKind,
+    /// Byte offset in the input, when known.
+    pub offset: Option<u64>,
+    /// 1-based packet number being read, when known.
+    pub packet: Option<u64>,
+    pub message: String,
+}
+
+/// The last line of the output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Summary {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub flows: u64,
+    /// Packets read from the input(s), all kinds.
+    pub packets: u64,
+    /// TCP payload bytes over all flows.
+    pub bytes: u64,
+    pub protocols: ProtocolCounts,
+    /// Some input was damaged or cut: results are what could be read (exit code 3).
+    pub partial: bool,
+    pub tcp_packets: u64,
+    pub non_tcp: NonTcpCounts,
+    /// Bytes of capture input read.
+    pub input_bytes: u64,
+    /// Flows emitted early because the flow table was full.
+    pub evicted: u64,
+    /// Packets that arrived after their flow had closed (retransmitted FIN, RST storms).
+    pub late_packets: u64,
+    pub max_live_flows: u64,
+    /// pcapng blocks skipped because their content was invalid.
+    pub skipped_blocks: u64,
+    pub first_ts: Option<f64>,
+    pub last_ts: Option<f64>,
+    pub files: Vec<String>,
+    pub errors: Vec<InputError>,
+}
+
+/// Nanoseconds since the epoch as seconds with microsecond precision (exact in an f64).
+pub fn ts_seconds(ns: u64) -> f64 {
+    (ns / 1000) as f64 / 1e6
+}

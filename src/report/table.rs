@@ -1,0 +1,174 @@
+//! The human report: a header, one row per flow as it closes, then the summary. Colour only
+//! when the caller says the output is a terminal.
+
+use super::{FlowRecord, Sink, Summary, TcpEnd, TcpStart};
+use crate::classify::Protocol;
+use std::io::{self, Write};
+
+/// `--format table` (the default).
+#[derive(Debug)]
+pub struct TableSink<W: Write> {
+    out: W,
+    colour: bool,
+    header_done: bool,
+    flush_each: bool,
+}
+
+impl<W: Write> TableSink<W> {
+    pub fn new(out: W, colour: bool, flush_each: bool) -> Self {
+        TableSink {
+            out,
+            colour,
+            header_done: false,
+            flush_each,
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn header(&mut self) -> io::Result<()> {
+        if !self.header_done {
+            self.header_done = true;
+            let h = format!(
+                "{:>6}  {:<24} {:<24} {:<8} {:<6} {:>13} {:>17}  {}",
+                "ID", "CLIENT", "SERVER", "IF", "PROTO", "PKTS C>S/S>C", "BYTES C>S/S>C", "TCP"
+            );
+            let h = self.paint("1", &h);
+            writeln!(self.out, "{h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// 1234567 -> "1.2M"; small numbers stay exact.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["K", "M", "G", "T", "P"];
+    if n < 10_000 {
+        return n.to_string();
+    }
+    let mut v = n as f64;
+    let mut unit = "";
+    for u in UNITS {
+        if v < 1000.0 {
+            break;
+        }
+        v /= 1000.0;
+        unit = u;
+    }
+    if v < 10.0 {
+        format!("{v:.1}{unit}")
+    } else {
+        format!("{v:.0}{unit}")
+    }
+}
+
+fn tcp_cell(r: &FlowRecord) -> String {
+    let start = match r.tcp.start {
+        TcpStart::Syn => "syn",
+        TcpStart::Midstream => "mid",
+    };
+    let end = match r.tcp.end {
+        TcpEnd::Fin => "fin",
+        TcpEnd::Rst => "rst",
+        TcpEnd::Idle if r.tcp.evicted => "evicted",
+        TcpEnd::Idle => "idle",
+        TcpEnd::Eof => "eof",
+    };
+    let mut s = format!("{start}..{end}");
+    if r.tcp.gaps > 0 {
+        s.push_str(&format!(" gaps={}", r.tcp.gaps));
+    }
+    if r.tcp.snaplen_cut > 0 {
+        s.push_str(" cut");
+    }
+    s
+}
+
+impl<W: Write> Sink for TableSink<W> {
+    fn flow(&mut self, r: &FlowRecord) -> io::Result<()> {
+        self.header()?;
+        let proto = format!("{:<6}", r.protocol.name());
+        let proto = match r.protocol {
+            Protocol::Tls => self.paint("32", &proto),
+            Protocol::Http | Protocol::H2c => self.paint("33", &proto),
+            Protocol::Other | Protocol::Empty => self.paint("2", &proto),
+        };
+        let iface = match (&r.interface, r.ifindex) {
+            (Some(n), _) => n.clone(),
+            (None, Some(i)) => format!("#{i}"),
+            (None, None) => "-".into(),
+        };
+        writeln!(
+            self.out,
+            "{:>6}  {:<24} {:<24} {:<8} {} {:>13} {:>17}  {}",
+            r.id,
+            r.client,
+            r.server,
+            iface,
+            proto,
+            format!("{}/{}", r.packets.c2s, r.packets.s2c),
+            format!("{}/{}", human_bytes(r.bytes.c2s), human_bytes(r.bytes.s2c)),
+            tcp_cell(r),
+        )?;
+        if self.flush_each {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, s: &Summary) -> io::Result<()> {
+        if s.flows > 0 {
+            writeln!(self.out)?;
+        }
+        let p = &s.protocols;
+        let mut by_proto = Vec::new();
+        for proto in Protocol::ALL {
+            let n = p.get(proto);
+            if n > 0 {
+                by_proto.push(format!("{} {n}", proto.name()));
+            }
+        }
+        let by_proto = if by_proto.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_proto.join(", "))
+        };
+        writeln!(
+            self.out,
+            "{} TCP flows{by_proto} · {} packets · {} bytes of TCP payload",
+            s.flows,
+            s.packets,
+            human_bytes(s.bytes)
+        )?;
+        let non_tcp = s.non_tcp.nonzero();
+        if !non_tcp.is_empty() {
+            let parts: Vec<String> = non_tcp.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            writeln!(self.out, "not TCP: {}", parts.join(", "))?;
+        }
+        if s.evicted > 0 {
+            writeln!(
+                self.out,
+                "flow table full: {} flows reported early (--max-flows)",
+                s.evicted
+            )?;
+        }
+        for e in &s.errors {
+            let msg = format!("{}: {}", e.file, e.message);
+            let msg = self.paint("31", &msg);
+            writeln!(self.out, "input damaged: {msg}")?;
+        }
+        if s.partial {
+            writeln!(
+                self.out,
+                "PARTIAL: some input could not be read; the flows above are all that could be."
+            )?;
+        }
+        self.out.flush()
+    }
+}
