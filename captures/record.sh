@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Records the sample captures in this folder from real programs (openssl s_server/s_client,
+# curl, python3, nginx) talking between two network namespaces that this script creates and
+# removes. Needs root, iproute2, tcpdump, dumpcap/editcap (wireshark-common), openssl, curl,
+# python3, nginx. Traffic stays inside the namespaces it creates (10.77.0.0/24, fd77::/64) and
+# their loopbacks. Certificates are throw-away and not kept; key logs are kept beside the TLS
+# captures so Wireshark can decrypt them.
+#
+#   sudo captures/record.sh            # re-record everything into captures/
+#   sudo captures/record.sh OUTDIR     # elsewhere
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here}
+mkdir -p "$out"
+[ "$(id -u)" = 0 ] || { echo "record.sh: needs root (network namespaces, tcpdump)" >&2; exit 2; }
+for t in ip tcpdump dumpcap editcap openssl curl python3 nginx; do
+  command -v "$t" >/dev/null || { echo "record.sh: $t not installed (see .ci/run for the packages)" >&2; exit 2; }
+done
+
+C=msn-rec-c S=msn-rec-s
+CIP=10.77.0.1 SIP=10.77.0.2 CIP6=fd77::1 SIP6=fd77::2
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  ip netns del $C 2>/dev/null || true
+  ip netns del $S 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+inC() { ip netns exec $C "$@"; }
+inS() { ip netns exec $S "$@"; }
+
+ip netns add $C
+ip netns add $S
+ip link add veth-c netns $C type veth peer name veth-s netns $S
+inC ip link set lo up; inS ip link set lo up
+inC ip addr add $CIP/24 dev veth-c; inS ip addr add $SIP/24 dev veth-s
+inC ip -6 addr add $CIP6/64 dev veth-c nodad; inS ip -6 addr add $SIP6/64 dev veth-s nodad
+inC ip link set veth-c up; inS ip link set veth-s up
+# Offloads off: the capture then shows MTU-sized segments like a real NIC's wire.
+inC ethtool -K veth-c tso off gso off gro off 2>/dev/null || true
+inS ethtool -K veth-s tso off gso off gro off 2>/dev/null || true
+
+# --- throw-away PKI --------------------------------------------------------------------------
+cd "$work"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+  -subj "/CN=meshsniff test CA" -keyout ca.key -out ca.crt 2>/dev/null
+mkcert() { # name subject-alt-names
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" \
+    -keyout "$1.key" -out "$1.csr" 2>/dev/null
+  printf 'subjectAltName=%s\n' "$2" > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+    -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+}
+mkcert api.test "DNS:api.test"
+mkcert client "URI:spiffe://cluster.local/ns/default/sa/client"
+
+# --- helpers -----------------------------------------------------------------------------------
+# wait_port NS PORT: until something listens on PORT in NS (bounded).
+wait_port() {
+  for _ in $(seq 100); do
+    ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . && return 0
+    sleep 0.05
+  done
+  echo "record.sh: nothing listens on port $2 in $1" >&2; return 1
+}
+# start_capture NS FILE ARGS...: tcpdump in NS, returns once it is capturing.
+start_capture() {
+  local ns=$1 file=$2; shift 2
+  ip netns exec "$ns" tcpdump -Z root --immediate-mode -U -s 0 -w "$file" "$@" 2>"$file.log" &
+  cap_pid=$!
+  pids+=("$cap_pid")
+  for _ in $(seq 100); do grep -q "listening on" "$file.log" 2>/dev/null && return 0; sleep 0.05; done
+  echo "record.sh: tcpdump did not start: $(cat "$file.log")" >&2; return 1
+}
+stop_capture() {
+  sleep 0.3
+  kill -INT "$cap_pid"; wait "$cap_pid" 2>/dev/null || true
+  rm -f "$1.log"
+}
+# bgS CMD...: a server in the server namespace; `ip netns exec` execs, so $! is the server.
+bgS() { ip netns exec $S "$@" >/dev/null 2>&1 & pids+=($!); }
+server_pid() { echo "${pids[-1]}"; }
+done_with() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# --- 1. TLS 1.3, SNI and ALPN, server-authenticated only -----------------------------------------
+start_capture $S "$out/tls13-openssl.pcap" -i veth-s tcp
+bgS openssl s_server -quiet -accept 8443 -cert api.test.crt -key api.test.key -alpn h2,http/1.1 -www -naccept 1
+srv=$(server_pid); wait_port $S 8443
+printf 'GET / HTTP/1.1\r\nHost: api.test\r\n\r\n' | inC timeout 10 openssl s_client -quiet -ign_eof \
+  -connect $SIP:8443 -servername api.test -alpn h2,http/1.1 -CAfile ca.crt \
+  -keylogfile "$out/tls13-openssl.keys" >/dev/null 2>&1 || true
+done_with "$srv"; stop_capture "$out/tls13-openssl.pcap"
+
+# --- 2. TLS 1.2 mutual TLS (client certificate with a SPIFFE URI SAN) -------------------------
+start_capture $S "$out/tls12-mtls-openssl.pcap" -i veth-s tcp
+bgS openssl s_server -quiet -accept 8443 -tls1_2 -cert api.test.crt -key api.test.key -CAfile ca.crt -Verify 1 -www -naccept 1
+srv=$(server_pid); wait_port $S 8443
+printf 'GET / HTTP/1.1\r\nHost: api.test\r\n\r\n' | inC timeout 10 openssl s_client -quiet -ign_eof \
+  -connect $SIP:8443 -servername api.test -CAfile ca.crt -cert client.crt -key client.key \
+  -keylogfile "$out/tls12-mtls-openssl.keys" >/dev/null 2>&1 || true
+done_with "$srv"; stop_capture "$out/tls12-mtls-openssl.pcap"
+
+# --- 3. Cleartext HTTP/1.1: two requests on one keep-alive connection, plus Basic auth -------
+mkdir -p www && printf 'hello from the pod\n' > www/index.html && head -c 20000 /dev/urandom | base64 > www/big.txt
+start_capture $S "$out/http-python-curl.pcap" -i veth-s tcp
+bgS python3 -m http.server --protocol HTTP/1.1 --bind $SIP --directory www 8080
+srv=$(server_pid); wait_port $S 8080
+inC curl -s -o /dev/null -o /dev/null -u demo:not-a-real-password \
+  "http://$SIP:8080/index.html" "http://$SIP:8080/big.txt"
+done_with "$srv"; stop_capture "$out/http-python-curl.pcap"
+
+# --- 4. h2c with prior knowledge (nginx) -------------------------------------------------------
+cat > nginx.conf <<EOF
+worker_processes 1; daemon off; error_log $work/nginx.err; pid $work/nginx.pid;
+events { worker_connections 64; }
+http { access_log off;
+  server { listen $SIP:8081 http2; location / { return 200 "h2c ok\n"; } }
+  server { listen $SIP:8082; location / { return 200 "plain ok\n"; } } }
+EOF
+start_capture $S "$out/h2c-nginx.pcap" -i veth-s tcp
+bgS nginx -c "$work/nginx.conf"
+srv=$(server_pid); wait_port $S 8081
+inC curl -s -o /dev/null --http2-prior-knowledge "http://$SIP:8081/grpc-like"
+done_with "$srv"; stop_capture "$out/h2c-nginx.pcap"
+
+# --- 5. Content, not port: TLS on port 80, HTTP on port 22, binary on 5432, an empty connection
+start_capture $S "$out/content-not-port.pcap" -i veth-s tcp
+bgS openssl s_server -quiet -accept 80 -cert api.test.crt -key api.test.key -www -naccept 1
+tls80=$(server_pid)
+bgS python3 -m http.server --bind $SIP 22
+http22=$(server_pid)
+bgS python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("'$SIP'", 5432)); s.listen(4)
+for _ in range(2):
+    c, _ = s.accept(); d = c.recv(64)
+    if d: c.sendall(bytes(range(256)))
+    c.close()'
+bin=$(server_pid)
+wait_port $S 80; wait_port $S 22; wait_port $S 5432
+printf 'GET / HTTP/1.0\r\n\r\n' | inC timeout 10 openssl s_client -quiet -ign_eof -connect $SIP:80 -servername port80.test >/dev/null 2>&1 || true
+inC curl -s -o /dev/null "http://$SIP:22/"
+inC python3 -c '
+import socket
+c = socket.create_connection(("'$SIP'", 5432)); c.sendall(bytes([0, 0, 0, 8, 4, 210, 22, 47])); c.recv(1024); c.close()
+socket.create_connection(("'$SIP'", 5432)).close()'
+done_with "$tls80"; done_with "$http22"; done_with "$bin"
+stop_capture "$out/content-not-port.pcap"
+
+# --- 6. tcpdump -i any (LINUX_SLL2, nanosecond): IPv6 HTTP over the veth, TLS on loopback ----
+start_capture $S "$out/any-ipv6-sll2.pcap" -i any --time-stamp-precision=nano tcp
+bgS python3 -m http.server --bind $SIP6 8080 --directory www
+srv=$(server_pid)
+bgS openssl s_server -quiet -accept 127.0.0.1:9443 -cert api.test.crt -key api.test.key -www -naccept 1
+tlslo=$(server_pid)
+wait_port $S 8080; wait_port $S 9443
+inC curl -s -o /dev/null -g "http://[$SIP6]:8080/index.html"
+printf 'GET / HTTP/1.0\r\n\r\n' | inS timeout 10 openssl s_client -quiet -ign_eof -connect 127.0.0.1:9443 -servername localhost >/dev/null 2>&1 || true
+done_with "$srv"; done_with "$tlslo"; stop_capture "$out/any-ipv6-sll2.pcap"
+
+# --- 7. pcapng with two named interfaces (dumpcap on the pod's eth and lo) ---------------------
+ip netns exec $S dumpcap -q -i veth-s -i lo -f tcp -w "$out/two-interfaces.pcapng" 2>"$work/dumpcap.log" &
+cap_pid=$!; pids+=("$cap_pid")
+for _ in $(seq 100); do [ -s "$out/two-interfaces.pcapng" ] && break; sleep 0.05; done
+sleep 1
+bgS python3 -m http.server --bind 0.0.0.0 8080 --directory www
+srv=$(server_pid); wait_port $S 8080
+inC curl -s -o /dev/null "http://$SIP:8080/index.html"
+inS curl -s -o /dev/null -H 'Cookie: session=local-only' "http://127.0.0.1:8080/index.html"
+done_with "$srv"; sleep 0.5; kill -INT "$cap_pid"; wait "$cap_pid" 2>/dev/null || true
+
+# --- 8. Derived: the HTTP capture without its first three packets (a mid-stream start) ---------
+editcap -F pcap -r "$out/http-python-curl.pcap" "$out/midstream-http.pcap" 4-1000000 >/dev/null
+
+chmod 0644 "$out"/*.pcap "$out"/*.pcapng "$out"/*.keys 2>/dev/null || true
+echo "record.sh: wrote $(ls "$out"/*.pcap "$out"/*.pcapng | wc -l) captures to $out"

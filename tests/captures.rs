@@ -1,0 +1,131 @@
+//! Regression tests on the captures recorded by `captures/record.sh` from real programs: the
+//! JSON Lines output must equal the committed `captures/expected/NAME.jsonl` (read back into the
+//! schema types), and the flows must agree with tshark's reading of the same file.
+//! `MESHSNIFF_BLESS=1 cargo test --test captures` rewrites the expected files after a deliberate
+//! change; review the diff.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+#[test]
+fn every_sample_capture_matches_its_expected_output() {
+    let captures = common::sample_captures();
+    assert!(captures.len() >= 8, "captures/ lost files: {captures:?}");
+    let bless = std::env::var_os("MESHSNIFF_BLESS").is_some();
+    let mut mismatches = Vec::new();
+    for cap in &captures {
+        let name = cap.file_name().unwrap().to_string_lossy().to_string();
+        let rel = format!("captures/{name}");
+        // Run from the repo so the `file` field is the stable relative path.
+        let out = Command::new(common::bin())
+            .current_dir(common::repo())
+            .args(["analyze", "--format", "jsonl", &rel])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let expected_path = common::repo()
+            .join("captures/expected")
+            .join(format!("{name}.jsonl"));
+        if bless {
+            std::fs::create_dir_all(expected_path.parent().unwrap()).unwrap();
+            std::fs::write(&expected_path, &out.stdout).unwrap();
+            continue;
+        }
+        let got = common::parse_jsonl(&out.stdout);
+        let want = common::parse_jsonl(&common::read(&expected_path));
+        if got != want {
+            mismatches.push(format!(
+                "{name}: output differs from {}\n--- got\n{}",
+                expected_path.display(),
+                String::from_utf8_lossy(&out.stdout)
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// (client, server) of every TCP stream as tshark sees it: the client sent the SYN without ACK,
+/// else the first packet.
+fn tshark_streams(path: &std::path::Path) -> BTreeSet<(String, String)> {
+    let out = Command::new("tshark")
+        .args([
+            "-r",
+            path.to_str().unwrap(),
+            "-Y",
+            "tcp",
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+        ])
+        .args([
+            "-e",
+            "tcp.stream",
+            "-e",
+            "tcp.flags.syn",
+            "-e",
+            "tcp.flags.ack",
+        ])
+        .args(["-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport"])
+        .args(["-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport"])
+        .output()
+        .expect("tshark");
+    assert!(out.status.success(), "tshark failed on {}", path.display());
+    let mut first: std::collections::BTreeMap<String, (String, String)> = Default::default();
+    let mut syn: std::collections::BTreeMap<String, (String, String)> = Default::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let c: Vec<&str> = line.split('|').collect();
+        if c.len() < 9 {
+            continue;
+        }
+        let ep = |ip4: &str, ip6: &str, port: &str| {
+            if ip6.is_empty() {
+                format!("{ip4}:{port}")
+            } else {
+                format!("[{ip6}]:{port}")
+            }
+        };
+        let src = ep(c[3], c[4], c[5]);
+        let dst = ep(c[6], c[7], c[8]);
+        first
+            .entry(c[0].to_string())
+            .or_insert((src.clone(), dst.clone()));
+        let is = |v: &str| v == "1" || v == "True";
+        if is(c[1]) && !is(c[2]) {
+            syn.entry(c[0].to_string()).or_insert((src, dst));
+        }
+    }
+    first
+        .into_iter()
+        .map(|(k, v)| syn.get(&k).cloned().unwrap_or(v))
+        .collect()
+}
+
+#[test]
+fn sample_capture_flows_agree_with_tshark() {
+    if !common::have("sample_capture_flows_agree_with_tshark", "tshark") {
+        return;
+    }
+    for cap in common::sample_captures() {
+        let out = common::run(&["analyze", "--format", "jsonl", cap.to_str().unwrap()]);
+        let (flows, _) = common::parse_jsonl(&out.stdout);
+        let ours: BTreeSet<(String, String)> = flows
+            .iter()
+            .map(|f| (f.client.clone(), f.server.clone()))
+            .collect();
+        assert_eq!(
+            ours.len(),
+            flows.len(),
+            "{}: a flow split in two",
+            cap.display()
+        );
+        assert_eq!(ours, tshark_streams(&cap), "{}", cap.display());
+    }
+}

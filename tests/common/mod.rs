@@ -1,0 +1,110 @@
+//! Shared helpers for the integration tests: where `../shared/` is, how to skip honestly (and
+//! when a skip must fail instead), and reading the tool's output back into the schema types.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// `.ci/run` sets this: a test that would skip (not root, `../shared/` missing, a program not
+/// installed) fails instead, so CI can never go green by skipping.
+pub const REQUIRE_ENV: &str = "MESHSNIFF_REQUIRE_ALL";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/` beside the checkout (or `MESHSNIFF_SHARED`), if present.
+pub fn shared() -> Option<PathBuf> {
+    let p = std::env::var_os("MESHSNIFF_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared"));
+    p.join("captures-public").is_dir().then_some(p)
+}
+
+/// Skips (prints why) or, under `.ci/run`, fails.
+pub fn skip(test: &str, why: &str) {
+    if std::env::var_os(REQUIRE_ENV).is_some() {
+        panic!("{test}: cannot run ({why}) and {REQUIRE_ENV} is set, so this is a failure");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+pub fn shared_or_skip(test: &str) -> Option<PathBuf> {
+    let s = shared();
+    if s.is_none() {
+        skip(
+            test,
+            "../shared/captures-public is not beside this checkout",
+        );
+    }
+    s
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_meshsniff"))
+}
+
+pub fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+use meshsniff::report::{FlowRecord, Summary};
+use std::process::{Command, Output};
+
+/// Runs the binary with `args`; returns its output.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run meshsniff")
+}
+
+/// Parses JSON Lines output into typed records and the summary (the schema contract: an
+/// unknown, renamed or missing field fails here).
+pub fn parse_jsonl(stdout: &[u8]) -> (Vec<FlowRecord>, Summary) {
+    let text = std::str::from_utf8(stdout).expect("utf-8 output");
+    let mut flows = Vec::new();
+    let mut summary = None;
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        match v["type"].as_str() {
+            Some("flow") => flows.push(serde_json::from_value(v).expect("flow record")),
+            Some("summary") => {
+                assert!(summary.is_none(), "two summaries");
+                summary = Some(serde_json::from_value(v).expect("summary record"));
+            }
+            other => panic!("unknown record type {other:?}"),
+        }
+    }
+    (flows, summary.expect("a summary line"))
+}
+
+/// The sample captures committed in `captures/`.
+pub fn sample_captures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("captures"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `program` is on PATH, else skip (or fail under `.ci/run`).
+pub fn have(test: &str, program: &str) -> bool {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        skip(test, &format!("{program} is not installed"));
+    }
+    ok
+}

@@ -1,0 +1,197 @@
+//! Bad input loses nothing: every prefix of a real capture (truncation at every byte) is read
+//! without panic and yields the flows it contains; damage is reported with file, byte offset and
+//! packet number and exit code 3; a file that is not a capture is named as such (exit 2).
+
+mod common;
+
+use meshsniff::analyze::analyze_bytes;
+use meshsniff::flow::FlowConfig;
+use meshsniff::pcap::PcapReader;
+use meshsniff::report::InputErrorKind;
+
+/// Byte offsets at which a record ends (where a cut leaves a valid, shorter file). For pcapng,
+/// every block end (walked here independently of the reader, little-endian files only).
+fn record_boundaries(bytes: &[u8]) -> Vec<usize> {
+    if bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+        let mut v = Vec::new();
+        let mut at = 0;
+        while at + 8 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+            at += len;
+            v.push(at);
+        }
+        return v;
+    }
+    let mut r = PcapReader::new(bytes).unwrap();
+    let mut v = vec![r.position() as usize];
+    while r.advance().unwrap() {
+        v.push(r.position() as usize);
+    }
+    v
+}
+
+fn sample(name: &str) -> Vec<u8> {
+    common::read(&common::repo().join("captures").join(name))
+}
+
+#[test]
+fn every_prefix_of_a_capture_is_read_without_panic_and_flagged_partial_mid_record() {
+    for name in [
+        "tls12-mtls-openssl.pcap",
+        "two-interfaces.pcapng",
+        "any-ipv6-sll2.pcap",
+    ] {
+        let bytes = sample(name);
+        let boundaries = record_boundaries(&bytes);
+        let (full, _) = analyze_bytes(&bytes, FlowConfig::default());
+        let header_end = boundaries[0];
+        for cut in 0..bytes.len() {
+            let (flows, summary) = analyze_bytes(&bytes[..cut], FlowConfig::default());
+            assert!(
+                flows.len() <= full.len(),
+                "{name}[..{cut}]: more flows than the whole file"
+            );
+            let at_boundary = boundaries.contains(&cut);
+            if cut >= header_end && !at_boundary && !name.ends_with(".pcapng") && cut > 0 {
+                assert!(
+                    summary.partial,
+                    "{name}[..{cut}] cuts a record but is not partial"
+                );
+                let e = &summary.errors[0];
+                assert_eq!(e.kind, InputErrorKind::Damaged);
+                assert!(e.offset.is_some() && e.packet.is_some(), "{e:?}");
+            }
+            if at_boundary && cut >= header_end {
+                assert!(
+                    !summary.partial,
+                    "{name}[..{cut}] ends on a record boundary: {:?}",
+                    summary.errors
+                );
+            }
+            if name.ends_with(".pcapng") && cut > 0 && !at_boundary {
+                // Cut inside the SHB or a block: damaged, or too short to be a capture at all.
+                assert!(
+                    summary.partial,
+                    "{name}[..{cut}] cut inside a block but not partial"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn garbage_after_a_valid_file_keeps_every_flow_and_names_offset_and_packet() {
+    let bytes = sample("content-not-port.pcap");
+    let (clean, clean_summary) = analyze_bytes(&bytes, FlowConfig::default());
+    let mut damaged = bytes.clone();
+    damaged.extend_from_slice(b"this is not a pcap record, it is trailing garbage............");
+    let (flows, summary) = analyze_bytes(&damaged, FlowConfig::default());
+    let ends = |v: &[meshsniff::report::FlowRecord]| {
+        v.iter()
+            .map(|f| (f.client.clone(), f.server.clone(), f.protocol))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ends(&flows), ends(&clean));
+    assert!(summary.partial);
+    let e = &summary.errors[0];
+    assert_eq!(e.offset, Some(bytes.len() as u64), "{e:?}");
+    assert_eq!(e.packet, Some(clean_summary.packets + 1), "{e:?}");
+}
+
+#[test]
+fn corrupt_record_header_mid_file_stops_there_and_reports_what_came_before() {
+    let bytes = sample("http-python-curl.pcap");
+    let boundaries = record_boundaries(&bytes);
+    let mut damaged = bytes.clone();
+    let at = boundaries[10]; // header of packet 11
+    damaged[at + 8..at + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes()); // caplen
+    let (flows, summary) = analyze_bytes(&damaged, FlowConfig::default());
+    assert_eq!(
+        flows.len(),
+        1,
+        "the flow begun before the damage is still reported"
+    );
+    assert_eq!(flows[0].packets.c2s + flows[0].packets.s2c, 10);
+    let e = &summary.errors[0];
+    assert_eq!((e.offset, e.packet), (Some(at as u64), Some(11)), "{e:?}");
+    assert!(e.message.contains("captured length"), "{}", e.message);
+}
+
+#[test]
+fn cli_damaged_file_exits_3_with_file_offset_and_packet_on_stderr() {
+    let bytes = sample("tls13-openssl.pcap");
+    let dir = tempdir();
+    let path = dir.join("cut.pcap");
+    std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
+    let out = common::run(&["analyze", "--format", "jsonl", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let (flows, summary) = common::parse_jsonl(&out.stdout);
+    assert_eq!(flows.len(), 1);
+    assert!(summary.partial);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cut.pcap") && err.contains("byte offset") && err.contains("packet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn not_a_capture_exits_2_and_says_what_it_looks_like() {
+    let dir = tempdir();
+    let path = dir.join("notes.txt");
+    std::fs::write(
+        &path,
+        "12:00:00.000000 IP 10.0.0.1.443 > 10.0.0.2.5000: Flags [S]\n",
+    )
+    .unwrap();
+    let out = common::run(&["analyze", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("notes.txt") && err.contains("not a capture file"),
+        "{err}"
+    );
+    if let Some(shared) = common::shared() {
+        let m = shared.join("captures-public/pcap-parser/modified-format.pcap");
+        let out = common::run(&["analyze", m.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("modified"));
+    }
+}
+
+#[test]
+fn snaplen_cut_packets_are_flagged_and_nothing_is_invented() {
+    let Some(shared) = common::shared_or_skip("snaplen_cut") else {
+        return;
+    };
+    let bytes =
+        common::read(&shared.join("captures-public/local-loopback/tls12-mtls-ok.snap96.pcap"));
+    let (flows, summary) = analyze_bytes(&bytes, FlowConfig::default());
+    assert!(!summary.partial, "a snaplen cut is not damage");
+    assert_eq!(flows.len(), 1);
+    assert!(flows[0].tcp.snaplen_cut > 0);
+    // The bytes on the wire are counted from the IP header, not from what was captured.
+    let (full, _) = analyze_bytes(
+        &common::read(&shared.join("captures-public/local-loopback/tls12-mtls-ok.pcap")),
+        FlowConfig::default(),
+    );
+    assert_eq!(flows[0].bytes, full[0].bytes);
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "meshsniff-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
