@@ -19,6 +19,8 @@
 pub mod analyze;
 pub mod classify;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pcap;
 pub mod report;
 pub mod wire;

@@ -108,3 +108,17 @@ pub fn have(test: &str, program: &str) -> bool {
     }
     ok
 }
+
+/// True when running as root; otherwise skip (or fail under `.ci/run`).
+pub fn root_or_skip(test: &str) -> bool {
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    let root = String::from_utf8_lossy(&uid).trim() == "0";
+    if !root {
+        skip(test, "needs root (network namespaces, packet capture)");
+    }
+    root
+}

@@ -1,0 +1,58 @@
+//! Privileged: re-records every sample capture with `captures/record.sh` (real openssl, curl,
+//! python3, nginx in network namespaces this test's script creates and removes) and checks that
+//! fresh traffic gives the same flows, protocols and directions as the committed captures.
+//! Ports, sequence numbers and times differ between recordings; what is compared does not.
+
+mod common;
+
+use std::process::Command;
+
+#[test]
+fn fresh_recordings_analyze_like_the_committed_samples() {
+    if !common::root_or_skip("fresh_recordings") {
+        return;
+    }
+    for tool in ["tcpdump", "dumpcap", "editcap", "openssl", "curl", "nginx"] {
+        if !common::have("fresh_recordings", tool) {
+            return;
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("meshsniff-record-{}", std::process::id()));
+    let status = Command::new("bash")
+        .arg(common::repo().join("captures/record.sh"))
+        .arg(&dir)
+        .status()
+        .expect("run record.sh");
+    assert!(status.success(), "record.sh failed");
+    let shape = |path: &std::path::Path| {
+        let out = common::run(&["analyze", "--format", "jsonl", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", path.display());
+        let (flows, _) = common::parse_jsonl(&out.stdout);
+        let mut v: Vec<String> = flows
+            .iter()
+            .map(|f| {
+                // Server endpoint is fixed by the script; the client port is ephemeral.
+                let client_ip = f.client.rsplit_once(':').unwrap().0.to_string();
+                format!(
+                    "{client_ip} -> {} {:?} {:?} {:?}",
+                    f.server, f.protocol, f.tcp.start, f.interface
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut compared = 0;
+    for committed in common::sample_captures() {
+        let fresh = dir.join(committed.file_name().unwrap());
+        assert!(
+            fresh.exists(),
+            "record.sh did not write {}",
+            fresh.display()
+        );
+        assert_eq!(shape(&fresh), shape(&committed), "{}", committed.display());
+        compared += 1;
+    }
+    assert!(compared >= 8);
+    let _ = std::fs::remove_dir_all(&dir);
+}
