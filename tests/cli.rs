@@ -167,3 +167,25 @@ fn closed_stdout_pipe_ends_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn colour_is_automatic_on_a_terminal_and_off_with_no_color() {
+    if !common::have("colour_on_a_terminal", "script") {
+        return;
+    }
+    let path = sample("content-not-port.pcap");
+    let bin = common::bin();
+    let run = |env: &str| {
+        let cmd = format!("{env} {} analyze --quiet {path}", bin.display());
+        let out = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run("").contains("\x1b[32mtls"), "no colour on a terminal");
+    assert!(
+        !run("NO_COLOR=1").contains("\x1b[32m"),
+        "colour despite NO_COLOR"
+    );
+}

@@ -418,3 +418,6 @@ pub fn fuzz_stream(data: &[u8]) {
     // A held-back segment that turns out redundant counts as out-of-order and as retransmit.
     assert!(s.retransmits <= fed && s.out_of_order <= fed);
 }
+
+#[cfg(test)]
+mod tests;
