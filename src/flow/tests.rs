@@ -39,10 +39,10 @@ fn seg(
     }
 }
 
-fn run(
-    cfg: FlowConfig,
-    segs: &[Segment<'static>],
-) -> (Vec<(u64, End, usize, u64, u64, Start)>, TableStats) {
+/// (id, end, client side, packets, client bytes, start) of each emitted flow.
+type Emitted = (u64, End, usize, u64, u64, Start);
+
+fn run(cfg: FlowConfig, segs: &[Segment<'static>]) -> (Vec<Emitted>, TableStats) {
     let mut t = FlowTable::new(cfg);
     let mut out = Vec::new();
     let mut emit = |f: &Flow, e: End| {
