@@ -23,4 +23,5 @@ pub mod flow;
 pub mod fuzzing;
 pub mod pcap;
 pub mod report;
+pub mod tls;
 pub mod wire;

@@ -104,6 +104,14 @@ pub fn classify(c2s: &[u8], s2c: &[u8], wire_bytes: u64) -> Protocol {
     Protocol::Other
 }
 
+/// The record walker found a ClientHello after a cleartext prefix (STARTTLS and the like).
+pub fn tls_after_prefix(c2s: &[u8], walker: &crate::tls::records::RecordWalker) -> bool {
+    match walker.start {
+        Some(at) if at > 0 => c2s.get(at as usize..).is_some_and(tls::client_hello_start),
+        _ => false,
+    }
+}
+
 fn speaks_first_as_client(d: &[u8]) -> bool {
     tls::client_hello_start(d) || d.starts_with(H2_PREFACE) || http::is_request_start(d)
 }

@@ -233,6 +233,7 @@ impl FlowTable {
         flow.last_ts = flow.last_ts.max(seg.ts_ns);
         let side = usize::from((seg.src, seg.sport) != flow.ends[0]);
         let flags = seg.flags;
+        let order = (flow.dir[0].packets + flow.dir[1].packets) as u32;
         {
             let d = &mut flow.dir[side];
             d.packets += 1;
@@ -251,13 +252,13 @@ impl FlowTable {
             } else {
                 seg.seq
             };
-            d.on_data(data_seq, seg.payload, seg.wire_len, cap);
+            d.on_data(data_seq, seg.payload, seg.wire_len, cap, order);
             if flags.fin() {
                 d.on_fin(data_seq, seg.wire_len);
             }
         }
         if flags.ack() {
-            flow.dir[1 - side].on_peer_ack(seg.ack, cap);
+            flow.dir[1 - side].on_peer_ack(seg.ack, cap, order);
         }
         if flags.rst() {
             flow.rst = true;
@@ -320,8 +321,9 @@ impl FlowTable {
         if !flow.live {
             return;
         }
-        flow.dir[0].finish(cap);
-        flow.dir[1].finish(cap);
+        let order = (flow.dir[0].packets + flow.dir[1].packets) as u32;
+        flow.dir[0].finish(cap, order);
+        flow.dir[1].finish(cap, order);
         flow.live = false;
         emit(flow, end);
         let (a, b) = (flow.ends[0], flow.ends[1]);
@@ -407,10 +409,10 @@ pub fn fuzz_stream(data: &[u8]) {
         let len = u32::from(chunk[2]);
         let seq = isn.wrapping_add(1).wrapping_add(off);
         let bytes = &pattern[off as usize..(off + len) as usize];
-        s.on_data(seq, bytes, len, CAP);
+        s.on_data(seq, bytes, len, CAP, fed);
         fed += 1;
     }
-    s.finish(CAP);
+    s.finish(CAP, fed);
     assert!(s.data.len() <= CAP);
     for (o, b) in s.data.iter().enumerate() {
         assert_eq!(*b, o as u8, "reassembled byte {o} is wrong");

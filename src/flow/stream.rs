@@ -7,6 +7,10 @@
 const MAX_PENDING: usize = 64;
 /// A segment further ahead than this is not waited for: the hole becomes a gap at once.
 const MAX_AHEAD: u32 = 8 << 20;
+/// Out-of-order bytes kept per direction only so the TLS record walker can follow them.
+const MAX_PENDING_BYTES: usize = 256 << 10;
+
+use crate::tls::records::RecordWalker;
 
 #[derive(Debug, Default)]
 struct Pending {
@@ -42,6 +46,12 @@ pub struct Stream {
     peer_ack: Option<u32>,
     pub(super) fin_seq: Option<u32>,
     pub(super) fin_acked: bool,
+    /// Bytes delivered in order so far (the stream offset of the next byte).
+    delivered: u64,
+    /// Captured bytes held by `pending`.
+    pending_bytes: usize,
+    /// The TLS record walker, fed with every in-order byte.
+    pub tls: RecordWalker,
 }
 
 impl Stream {
@@ -59,6 +69,11 @@ impl Stream {
         };
     }
 
+    /// This side sent a FIN.
+    pub fn fin_seen(&self) -> bool {
+        self.fin_seq.is_some()
+    }
+
     /// A SYN from this side fixes the initial sequence number.
     pub(super) fn on_syn(&mut self, seq: u32) {
         if !self.started {
@@ -68,7 +83,8 @@ impl Stream {
     }
 
     /// A segment with payload (captured bytes in `data`, `wire_len` bytes on the wire).
-    pub(super) fn on_data(&mut self, seq: u32, data: &[u8], wire_len: u32, cap: usize) {
+    /// `order` is the flow-wide number of the packet (both directions), for the TLS log.
+    pub(super) fn on_data(&mut self, seq: u32, data: &[u8], wire_len: u32, cap: usize, order: u32) {
         if wire_len == 0 {
             return;
         }
@@ -88,29 +104,28 @@ impl Stream {
                 return;
             }
             let data = data.get(skip as usize..).unwrap_or(&[]);
-            self.accept(data, wire_len - skip, cap);
-            self.drain(cap);
+            self.accept(data, wire_len - skip, cap, order);
+            self.drain(cap, order);
         } else {
             self.out_of_order += 1;
-            let keep = if self.collecting {
-                data.to_vec()
-            } else {
-                Vec::new()
-            };
+            let want = self.collecting
+                || (self.tls.synced() && self.pending_bytes + data.len() <= MAX_PENDING_BYTES);
+            let keep = if want { data.to_vec() } else { Vec::new() };
+            self.pending_bytes += keep.len();
             self.pending.push(Pending {
                 seq,
                 wire_len,
                 data: keep,
             });
             if self.pending.len() > MAX_PENDING || off as u32 > MAX_AHEAD {
-                self.skip_hole(cap);
+                self.skip_hole(cap, order);
             }
         }
     }
 
     /// An acknowledgement from the peer for this direction. When the peer acknowledges bytes
     /// beyond a hole, the hole was delivered to the host but not to the capture: a gap.
-    pub(super) fn on_peer_ack(&mut self, ack: u32, cap: usize) {
+    pub(super) fn on_peer_ack(&mut self, ack: u32, cap: usize, order: u32) {
         if !self.started {
             return;
         }
@@ -124,7 +139,7 @@ impl Stream {
             }
         }
         if !self.pending.is_empty() && (ack.wrapping_sub(self.next_seq) as i32) > 0 {
-            self.skip_hole(cap);
+            self.skip_hole(cap, order);
         }
     }
 
@@ -138,9 +153,9 @@ impl Stream {
 
     /// End of the flow: holes still waiting are gaps, and so are bytes the peer acknowledged
     /// that the capture never showed.
-    pub(super) fn finish(&mut self, cap: usize) {
+    pub(super) fn finish(&mut self, cap: usize, order: u32) {
         while !self.pending.is_empty() {
-            self.skip_hole(cap);
+            self.skip_hole(cap, order);
         }
         if let Some(ack) = self.peer_ack {
             let end = match self.fin_seq {
@@ -155,17 +170,25 @@ impl Stream {
         }
     }
 
-    fn accept(&mut self, data: &[u8], wire_len: u32, cap: usize) {
+    fn accept(&mut self, data: &[u8], wire_len: u32, cap: usize, order: u32) {
+        let at = self.delivered;
         if self.collecting {
             let room = cap.saturating_sub(self.data.len());
             let take = data.len().min(room);
             self.data.extend_from_slice(&data[..take]);
-            if (data.len() as u32) < wire_len {
-                self.stop_collecting(true);
-            } else if self.data.len() >= cap {
-                self.stop_collecting(false);
-            }
         }
+        self.tls.feed(at, data, &self.data, self.collecting, order);
+        if (data.len() as u32) < wire_len {
+            // Bytes the capture did not keep (snaplen, or data not held while out of order).
+            self.tls.lose();
+            self.stop_collecting(true);
+        } else if self.data.len() >= cap {
+            self.stop_collecting(false);
+        } else if self.tls.synced() && self.tls.app_data_seen {
+            // The cleartext handshake of this direction is over: nothing more to keep.
+            self.stop_collecting(false);
+        }
+        self.delivered += u64::from(wire_len);
         self.next_seq = self.next_seq.wrapping_add(wire_len);
     }
 
@@ -177,25 +200,18 @@ impl Stream {
     }
 
     /// Delivers every pending segment that now starts at or before `next_seq`.
-    fn drain(&mut self, cap: usize) {
+    fn drain(&mut self, cap: usize, order: u32) {
         while let Some(i) = self
             .pending
             .iter()
             .position(|p| (p.seq.wrapping_sub(self.next_seq) as i32) <= 0)
         {
             let p = self.pending.swap_remove(i);
+            self.pending_bytes -= p.data.len();
             let skip = self.next_seq.wrapping_sub(p.seq);
             if skip < p.wire_len {
-                let data = if self.collecting {
-                    p.data.get(skip as usize..).unwrap_or(&[])
-                } else {
-                    &[]
-                };
-                // Data was not kept (collection had stopped): account for the bytes only.
-                if self.collecting && (p.data.len() as u32) < p.wire_len && data.is_empty() {
-                    self.stop_collecting(true);
-                }
-                self.accept(data, p.wire_len - skip, cap);
+                let data = p.data.get(skip as usize..).unwrap_or(&[]);
+                self.accept(data, p.wire_len - skip, cap, order);
             } else {
                 self.retransmits += 1;
             }
@@ -203,19 +219,22 @@ impl Stream {
     }
 
     /// Gives up on the hole before the nearest pending segment: count a gap, jump, deliver.
-    fn skip_hole(&mut self, cap: usize) {
+    fn skip_hole(&mut self, cap: usize, order: u32) {
         let next = self
             .pending
             .iter()
             .map(|p| p.seq)
             .min_by_key(|s| s.wrapping_sub(self.next_seq) as i32);
         if let Some(seq) = next {
-            if (seq.wrapping_sub(self.next_seq) as i32) > 0 {
+            let hole = seq.wrapping_sub(self.next_seq) as i32;
+            if hole > 0 {
                 self.gaps += 1;
                 self.stop_collecting(true);
+                self.tls.lose();
                 self.next_seq = seq;
+                self.delivered += hole as u64;
             }
-            self.drain(cap);
+            self.drain(cap, order);
         }
     }
 }
@@ -234,12 +253,12 @@ mod tests {
     fn out_of_order_overlap_and_retransmit_reassemble_in_order() {
         let mut s = stream();
         s.on_syn(1000);
-        s.on_data(1007, b"world!", 6, 64); // ahead of a one-byte hole at 1006
-        s.on_data(1001, b"hello", 5, 64);
+        s.on_data(1007, b"world!", 6, 64, 1); // ahead of a one-byte hole at 1006
+        s.on_data(1001, b"hello", 5, 64, 1);
         assert_eq!(s.data, b"hello");
-        s.on_data(1003, b"llo ", 4, 64); // overlaps three bytes, fills the hole
+        s.on_data(1003, b"llo ", 4, 64, 1); // overlaps three bytes, fills the hole
         assert_eq!(s.data, b"hello world!");
-        s.on_data(1001, b"hello", 5, 64);
+        s.on_data(1001, b"hello", 5, 64, 1);
         assert_eq!((s.retransmits, s.out_of_order, s.gaps), (1, 1, 0));
     }
 
@@ -247,10 +266,10 @@ mod tests {
     fn sequence_wraps_around_zero() {
         let mut s = stream();
         s.on_syn(u32::MAX - 2); // first data byte at MAX-1
-        s.on_data(u32::MAX - 1, b"ab", 2, 64);
-        s.on_data(0, b"cd", 2, 64);
-        s.on_data(4, b"gh", 2, 64);
-        s.on_data(2, b"ef", 2, 64);
+        s.on_data(u32::MAX - 1, b"ab", 2, 64, 1);
+        s.on_data(0, b"cd", 2, 64, 1);
+        s.on_data(4, b"gh", 2, 64, 1);
+        s.on_data(2, b"ef", 2, 64, 1);
         assert_eq!(s.data, b"abcdefgh");
         assert_eq!(s.gaps, 0);
     }
@@ -259,13 +278,13 @@ mod tests {
     fn peer_ack_past_a_hole_declares_a_gap_and_stops_collecting() {
         let mut s = stream();
         s.on_syn(0);
-        s.on_data(1, b"abc", 3, 64);
-        s.on_data(10, b"xyz", 3, 64);
-        s.on_peer_ack(13, 64);
+        s.on_data(1, b"abc", 3, 64, 1);
+        s.on_data(10, b"xyz", 3, 64, 1);
+        s.on_peer_ack(13, 64, 1);
         assert_eq!(s.gaps, 1);
         assert_eq!(s.data, b"abc");
         assert!(s.data_broken);
-        s.on_data(13, b"more", 4, 64);
+        s.on_data(13, b"more", 4, 64, 1);
         assert_eq!((s.bytes_tracked(), s.gaps), (16, 1));
     }
 
@@ -273,11 +292,11 @@ mod tests {
     fn cap_bounds_the_kept_bytes_and_ack_beyond_end_is_a_gap_at_finish() {
         let mut s = stream();
         s.on_syn(0);
-        s.on_data(1, &[7u8; 100], 100, 16);
-        assert_eq!(s.data.len(), 16);
+        s.on_data(1, &[7u8; 100], 100, 16, 1);
+        assert_eq!(s.data.len(), 16, 1);
         assert!(!s.data_broken);
-        s.on_peer_ack(201, 16); // 100 bytes acknowledged that we never saw
-        s.finish(16);
+        s.on_peer_ack(201, 16, 1); // 100 bytes acknowledged that we never saw
+        s.finish(16, 1);
         assert_eq!(s.gaps, 1);
     }
 
@@ -285,8 +304,8 @@ mod tests {
     fn snaplen_cut_stops_collection_but_keeps_sequence() {
         let mut s = stream();
         s.on_syn(0);
-        s.on_data(1, b"ab", 10, 64);
-        s.on_data(11, b"cdef", 4, 64);
+        s.on_data(1, b"ab", 10, 64, 1);
+        s.on_data(11, b"cdef", 4, 64, 1);
         assert_eq!(
             (s.data.as_slice(), s.snaplen_cut, s.gaps),
             (&b"ab"[..], 1, 0)

@@ -13,6 +13,7 @@ pub use table::TableSink;
 use crate::classify::{self, ClientBasis};
 use crate::flow::{End, Flow, Start};
 use crate::pcap::Interface;
+use crate::tls;
 use crate::wire::Addr;
 use std::io;
 
@@ -63,7 +64,31 @@ pub fn flow_record(flow: &Flow, end: End, interfaces: &[Interface], file: &str) 
     let (client, basis) = classify::orient(flow);
     let server = 1 - client;
     let (c, s) = (&flow.dir[client], &flow.dir[server]);
-    let protocol = classify::classify(&c.data, &s.data, c.bytes + s.bytes);
+    let mut protocol = classify::classify(&c.data, &s.data, c.bytes + s.bytes);
+    if protocol != classify::Protocol::Tls && classify::tls_after_prefix(&c.data, &c.tls) {
+        // STARTTLS, a PostgreSQL SSLRequest or another cleartext prefix, then a ClientHello.
+        protocol = classify::Protocol::Tls;
+    }
+    let tls = (protocol == classify::Protocol::Tls).then(|| {
+        let close = if flow.rst {
+            tls::Close::Rst
+        } else if c.fin_seen() || s.fin_seen() {
+            tls::Close::Fin
+        } else {
+            tls::Close::Open
+        };
+        tls::analyze(
+            tls::DirectionInput {
+                kept: &c.data,
+                walker: &c.tls,
+            },
+            tls::DirectionInput {
+                kept: &s.data,
+                walker: &s.tls,
+            },
+            close,
+        )
+    });
     let interface = interfaces
         .get(flow.link.capture_if as usize)
         .and_then(|i| i.name.clone());
@@ -108,7 +133,7 @@ pub fn flow_record(flow: &Flow, end: End, interfaces: &[Interface], file: &str) 
             },
         },
         protocol,
-        tls: None,
+        tls,
         http: None,
         verdict: None,
         file: file.to_string(),

@@ -75,8 +75,8 @@ pub struct FlowRecord {
     pub bytes: Directions,
     pub tcp: TcpFacts,
     pub protocol: Protocol,
-    /// TLS handshake facts (filled by the TLS layer; null for non-TLS flows).
-    pub tls: Option<serde_json::Value>,
+    /// TLS handshake facts; null for flows that are not TLS.
+    pub tls: Option<crate::tls::TlsFacts>,
     /// HTTP facts (filled by the HTTP layer; null otherwise).
     pub http: Option<serde_json::Value>,
     /// The mesh verdict (filled by the policy layer; null without one).

@@ -1,0 +1,317 @@
+//! Handshake messages in clear: ClientHello (incl. the SSLv2 compatibility form), ServerHello
+//! (HelloRetryRequest by its magic random), Certificate (TLS ≤ 1.2), CertificateRequest,
+//! ServerHelloDone, ClientKeyExchange. Messages are reassembled across records and may share a
+//! record. Every read is bounds-checked through [`Reader`]; a message that does not parse is
+//! skipped, never trusted.
+
+/// A cursor over bytes whose every read can fail (`None`) instead of panicking.
+#[derive(Debug, Clone, Copy)]
+pub struct Reader<'a>(pub &'a [u8]);
+
+impl<'a> Reader<'a> {
+    pub fn u8(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    pub fn u16(&mut self) -> Option<u16> {
+        let b = self.take(2)?;
+        Some(u16::from_be_bytes([b[0], b[1]]))
+    }
+    pub fn u24(&mut self) -> Option<usize> {
+        let b = self.take(3)?;
+        Some((usize::from(b[0]) << 16) | (usize::from(b[1]) << 8) | usize::from(b[2]))
+    }
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    pub fn vec8(&mut self) -> Option<&'a [u8]> {
+        let n = usize::from(self.u8()?);
+        self.take(n)
+    }
+    pub fn vec16(&mut self) -> Option<&'a [u8]> {
+        let n = usize::from(self.u16()?);
+        self.take(n)
+    }
+    pub fn vec24(&mut self) -> Option<&'a [u8]> {
+        let n = self.u24()?;
+        self.take(n)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Handshake message types (RFC 8446 §4, RFC 5246 §7.4).
+pub mod msg {
+    pub const CLIENT_HELLO: u8 = 1;
+    pub const SERVER_HELLO: u8 = 2;
+    pub const CERTIFICATE: u8 = 11;
+    pub const SERVER_KEY_EXCHANGE: u8 = 12;
+    pub const CERTIFICATE_REQUEST: u8 = 13;
+    pub const SERVER_HELLO_DONE: u8 = 14;
+    pub const CLIENT_KEY_EXCHANGE: u8 = 16;
+}
+
+/// Extension numbers we read (IANA "TLS ExtensionType Values").
+pub mod ext {
+    pub const SERVER_NAME: u16 = 0;
+    pub const SUPPORTED_GROUPS: u16 = 10;
+    pub const SIGNATURE_ALGORITHMS: u16 = 13;
+    pub const ALPN: u16 = 16;
+    pub const SUPPORTED_VERSIONS: u16 = 43;
+    pub const KEY_SHARE: u16 = 51;
+    pub const ENCRYPTED_CLIENT_HELLO: u16 = 0xfe0d;
+}
+
+/// RFC 8701 GREASE values: 0x?a?a with both bytes equal.
+pub fn is_grease(v: u16) -> bool {
+    v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
+}
+
+/// SHA-256("HelloRetryRequest"), the ServerHello random that marks an HRR (RFC 8446 §4.1.3).
+const HRR_RANDOM: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
+
+/// What a ClientHello offers. Lists keep wire order and GREASE values (JA4 needs the order;
+/// the report filters GREASE).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientHello {
+    pub legacy_version: u16,
+    pub ciphers: Vec<u16>,
+    pub extensions: Vec<u16>,
+    pub sni: Option<String>,
+    pub alpn: Vec<Vec<u8>>,
+    pub supported_versions: Vec<u16>,
+    pub groups: Vec<u16>,
+    pub key_share_groups: Vec<u16>,
+    pub signature_algorithms: Vec<u16>,
+    /// The SSLv2 compatibility form (RFC 6101 appendix E.2), cipher specs not decoded.
+    pub sslv2: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerHello {
+    pub legacy_version: u16,
+    pub cipher: u16,
+    pub hrr: bool,
+    pub selected_version: Option<u16>,
+    pub alpn: Option<Vec<u8>>,
+    pub extensions: Vec<u16>,
+}
+
+impl ServerHello {
+    pub fn version(&self) -> u16 {
+        self.selected_version.unwrap_or(self.legacy_version)
+    }
+}
+
+pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
+    let mut r = Reader(body);
+    let mut ch = ClientHello {
+        legacy_version: r.u16()?,
+        ..ClientHello::default()
+    };
+    r.take(32)?; // random
+    r.vec8()?; // session id
+    let mut ciphers = Reader(r.vec16()?);
+    while let Some(c) = ciphers.u16() {
+        ch.ciphers.push(c);
+    }
+    r.vec8()?; // compression methods
+    if r.is_empty() {
+        return Some(ch); // no extensions (SSL 3.0 style)
+    }
+    let mut exts = Reader(r.vec16()?);
+    while !exts.is_empty() {
+        let kind = exts.u16()?;
+        let data = exts.vec16()?;
+        ch.extensions.push(kind);
+        let mut d = Reader(data);
+        match kind {
+            ext::SERVER_NAME => {
+                let mut list = Reader(d.vec16().unwrap_or(&[]));
+                while !list.is_empty() {
+                    let (Some(t), Some(name)) = (list.u8(), list.vec16()) else {
+                        break;
+                    };
+                    if t == 0 && ch.sni.is_none() {
+                        ch.sni = Some(String::from_utf8_lossy(name).into_owned());
+                    }
+                }
+            }
+            ext::ALPN => {
+                let mut list = Reader(d.vec16().unwrap_or(&[]));
+                while let Some(p) = list.vec8() {
+                    ch.alpn.push(p.to_vec());
+                }
+            }
+            ext::SUPPORTED_VERSIONS => {
+                let mut list = Reader(d.vec8().unwrap_or(&[]));
+                while let Some(v) = list.u16() {
+                    ch.supported_versions.push(v);
+                }
+            }
+            ext::SUPPORTED_GROUPS => {
+                let mut list = Reader(d.vec16().unwrap_or(&[]));
+                while let Some(g) = list.u16() {
+                    ch.groups.push(g);
+                }
+            }
+            ext::SIGNATURE_ALGORITHMS => {
+                let mut list = Reader(d.vec16().unwrap_or(&[]));
+                while let Some(s) = list.u16() {
+                    ch.signature_algorithms.push(s);
+                }
+            }
+            ext::KEY_SHARE => {
+                let mut list = Reader(d.vec16().unwrap_or(&[]));
+                while let (Some(g), Some(_)) = (list.u16(), list.vec16()) {
+                    ch.key_share_groups.push(g);
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(ch)
+}
+
+/// The SSLv2 compatibility ClientHello: [len(2) with MSB set][type 1][version(2)]
+/// [cipher spec len(2)][session id len(2)][challenge len(2)][specs (3 bytes each)]….
+pub fn parse_sslv2_client_hello(record: &[u8]) -> Option<ClientHello> {
+    let mut r = Reader(record);
+    let len = usize::from(r.u16()? & 0x7fff);
+    let mut r = Reader(r.take(len.min(r.0.len()))?);
+    if r.u8()? != 1 {
+        return None;
+    }
+    let version = r.u16()?;
+    let spec_len = usize::from(r.u16()?);
+    r.u16()?;
+    r.u16()?;
+    let specs = r.take(spec_len.min(r.0.len()))?;
+    // Only specs of the form 00 xx yy are TLS cipher suites; SSLv2 kinds are left out.
+    let ciphers = specs
+        .chunks_exact(3)
+        .filter(|s| s[0] == 0)
+        .map(|s| u16::from_be_bytes([s[1], s[2]]))
+        .collect();
+    Some(ClientHello {
+        legacy_version: version,
+        ciphers,
+        sslv2: true,
+        ..ClientHello::default()
+    })
+}
+
+pub fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
+    let mut r = Reader(body);
+    let legacy_version = r.u16()?;
+    let random = r.take(32)?;
+    r.vec8()?; // session id
+    let cipher = r.u16()?;
+    r.u8()?; // compression
+    let mut sh = ServerHello {
+        legacy_version,
+        cipher,
+        hrr: random == HRR_RANDOM,
+        ..ServerHello::default()
+    };
+    if r.is_empty() {
+        return Some(sh);
+    }
+    let mut exts = Reader(r.vec16()?);
+    while !exts.is_empty() {
+        let kind = exts.u16()?;
+        let data = exts.vec16()?;
+        sh.extensions.push(kind);
+        let mut d = Reader(data);
+        match kind {
+            ext::SUPPORTED_VERSIONS => sh.selected_version = d.u16(),
+            ext::ALPN => {
+                let mut list = Reader(d.vec16().unwrap_or(&[]));
+                sh.alpn = list.vec8().map(<[u8]>::to_vec);
+            }
+            _ => {}
+        }
+    }
+    Some(sh)
+}
+
+/// TLS ≤ 1.2 Certificate: a 24-bit list of 24-bit-length DER certificates.
+pub fn parse_certificate_list(body: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut list = Reader(Reader(body).vec24()?);
+    let mut certs = Vec::new();
+    while !list.is_empty() {
+        certs.push(list.vec24()?);
+    }
+    Some(certs)
+}
+
+/// One direction's cleartext handshake messages, reassembled from record bodies.
+#[derive(Debug, Default)]
+pub struct Messages {
+    /// (type, body) in order.
+    pub list: Vec<(u8, Vec<u8>)>,
+    /// The last message was cut short (capture cap or loss).
+    pub truncated: bool,
+}
+
+impl Messages {
+    /// Splits concatenated handshake bytes into messages; at most `max` are kept.
+    pub fn from_bytes(mut b: &[u8], max: usize) -> Messages {
+        let mut m = Messages::default();
+        while b.len() >= 4 && m.list.len() < max {
+            let len = (usize::from(b[1]) << 16) | (usize::from(b[2]) << 8) | usize::from(b[3]);
+            if b.len() < 4 + len {
+                m.truncated = true;
+                break;
+            }
+            m.list.push((b[0], b[4..4 + len].to_vec()));
+            b = &b[4 + len..];
+        }
+        if !b.is_empty() && b.len() < 4 {
+            m.truncated = true;
+        }
+        m
+    }
+
+    pub fn first(&self, kind: u8) -> Option<&[u8]> {
+        self.list
+            .iter()
+            .find(|(t, _)| *t == kind)
+            .map(|(_, b)| b.as_slice())
+    }
+
+    pub fn has(&self, kind: u8) -> bool {
+        self.list.iter().any(|(t, _)| *t == kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grease_values() {
+        assert!(is_grease(0x0a0a) && is_grease(0xfafa) && is_grease(0x3a3a));
+        assert!(!is_grease(0x0a1a) && !is_grease(0x1301) && !is_grease(0x0000));
+    }
+
+    #[test]
+    fn truncated_messages_are_flagged_not_misread() {
+        let m = Messages::from_bytes(&[1, 0, 0, 10, 3, 3], 8);
+        assert!(m.list.is_empty() && m.truncated);
+        let m = Messages::from_bytes(&[14, 0, 0, 0, 11, 0, 0, 3, 0, 0, 0], 8);
+        assert_eq!(m.list, vec![(14, vec![]), (11, vec![0, 0, 0])]);
+        assert!(parse_client_hello(&[3, 3, 0]).is_none());
+        assert!(parse_certificate_list(&[0, 0, 5, 0, 0, 9, 1]).is_none());
+    }
+}

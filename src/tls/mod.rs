@@ -1,0 +1,567 @@
+//! TLS facts of a flow, exactly where the wire shows them and honestly where it does not.
+//!
+//! Inputs: each direction's kept cleartext bytes (the handshake before encryption) and its
+//! [`RecordWalker`] log (every record's type, length and packet order, for the whole flow).
+//! TLS ≤ 1.2 shows CertificateRequest, both certificate chains, the client's Certificate and
+//! alerts before ChangeCipherSpec: those are *proven*. TLS 1.3 encrypts everything after the
+//! ServerHello: those fields are `hidden`, never "no", and the client certificate is *inferred*
+//! from the size of the client's second flight, with the basis stated (see docs/tls.md).
+
+pub mod cert;
+pub mod handshake;
+pub mod ja4;
+pub mod names;
+pub mod records;
+
+use handshake::{ClientHello, Messages, ServerHello, msg};
+use records::{RecordEvent, RecordWalker, content};
+use serde::{Deserialize, Serialize};
+
+pub use cert::CertInfo;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Requested {
+    Yes,
+    No,
+    Hidden,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCert {
+    Presented,
+    Empty,
+    None,
+    Hidden,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Client,
+    Server,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertLevel {
+    Warning,
+    Fatal,
+    /// An alert record whose body is encrypted: its level and description are unknown.
+    Encrypted,
+    /// A readable alert with a level that is neither 1 nor 2.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub from: Side,
+    pub level: AlertLevel,
+    pub code: Option<u8>,
+    pub description: Option<String>,
+    /// Not seen as an alert record: inferred from an encrypted TLS 1.3 record's size and what
+    /// followed it (see `inference_basis`).
+    #[serde(default)]
+    pub inferred: bool,
+    /// For inferred alerts: the description the circumstances point to.
+    #[serde(default)]
+    pub likely: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Established,
+    Rejected,
+    Incomplete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Certificates {
+    pub server: Vec<CertInfo>,
+    pub client: Vec<CertInfo>,
+}
+
+/// The `tls` object of a flow record (docs/schema.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFacts {
+    /// Negotiated (supported_versions, not the record layer); null without a ServerHello.
+    pub version: Option<String>,
+    pub versions_offered: Vec<String>,
+    pub sni: Option<String>,
+    /// Non-UTF-8 protocol names as "0x" + hex.
+    pub alpn_offered: Vec<String>,
+    /// "hidden" under TLS 1.3 (EncryptedExtensions).
+    pub alpn_selected: Option<String>,
+    pub cipher: Option<String>,
+    pub cipher_id: Option<String>,
+    pub hrr: bool,
+    pub client_cert_requested: Option<Requested>,
+    pub client_cert: Option<ClientCert>,
+    /// TLS 1.3 only: what the client's second flight says, see `inference_basis`.
+    pub client_cert_inferred: Option<ClientCert>,
+    /// TLS 1.3 only: a Certificate in the client's flight means one was requested.
+    pub client_cert_requested_inferred: Option<Requested>,
+    pub inference_basis: Option<String>,
+    pub certificates: Certificates,
+    pub alerts: Vec<Alert>,
+    pub ja4: Option<String>,
+    pub outcome: Outcome,
+    /// The first ClientHello was in the SSLv2 compatibility format.
+    pub sslv2_hello: bool,
+    /// Cleartext before TLS began: "http-connect", "starttls", "postgres" or "other".
+    pub prefix: Option<String>,
+    pub groups_offered: Vec<String>,
+    pub key_share_groups: Vec<String>,
+    pub cipher_suites_offered: usize,
+    /// A handshake message was cut (capture loss or the per-flow byte cap).
+    pub handshake_truncated: bool,
+    /// Records seen per direction (the whole flow).
+    pub records: crate::report::Directions,
+}
+
+/// One direction as the TLS layer sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectionInput<'a> {
+    pub kept: &'a [u8],
+    pub walker: &'a RecordWalker,
+}
+
+/// How the TCP connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    Fin,
+    Rst,
+    Open,
+}
+
+/// Records fully inside `kept` from `start`: (content type, body).
+fn kept_records(kept: &[u8], start: usize) -> (Vec<(u8, &[u8])>, bool) {
+    let mut out = Vec::new();
+    let mut b = kept.get(start..).unwrap_or(&[]);
+    while b.len() >= 5 {
+        let len = usize::from(u16::from_be_bytes([b[3], b[4]]));
+        if !(20..=24).contains(&b[0]) || b[1] != 3 {
+            return (out, false);
+        }
+        match b.get(5..5 + len) {
+            Some(body) => out.push((b[0], body)),
+            None => return (out, true),
+        }
+        b = &b[5 + len..];
+    }
+    (out, !b.is_empty())
+}
+
+/// Cleartext handshake bytes of one direction: handshake records up to its ChangeCipherSpec,
+/// or all of them when the connection is TLS 1.3 (its CCS is only for middleboxes).
+fn handshake_bytes(records: &[(u8, &[u8])], tls13: bool) -> Vec<u8> {
+    let mut hs = Vec::new();
+    for (t, body) in records {
+        match *t {
+            content::HANDSHAKE => hs.extend_from_slice(body),
+            content::CHANGE_CIPHER_SPEC if !tls13 => break,
+            content::APPLICATION_DATA => break,
+            _ => {}
+        }
+    }
+    hs
+}
+
+fn alpn_string(p: &[u8]) -> String {
+    match std::str::from_utf8(p) {
+        Ok(s) if s.chars().all(|c| !c.is_control()) => s.to_string(),
+        _ => format!(
+            "0x{}",
+            p.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+    }
+}
+
+const MAX_MESSAGES: usize = 32;
+
+/// Analyses a flow already classified as TLS.
+pub fn analyze(client: DirectionInput<'_>, server: DirectionInput<'_>, close: Close) -> TlsFacts {
+    let c_start = client.walker.start.map_or(0, |s| s as usize);
+    let s_start = server.walker.start.map_or(0, |s| s as usize);
+    let (c_records, c_cut) = kept_records(client.kept, c_start);
+    let (s_records, s_cut) = kept_records(server.kept, s_start);
+
+    // Server first: the ServerHello decides whether later handshake records are cleartext.
+    let s_first = Messages::from_bytes(&handshake_bytes(&s_records, false), MAX_MESSAGES);
+    let sh_first = s_first
+        .first(msg::SERVER_HELLO)
+        .and_then(handshake::parse_server_hello);
+    let tls13 = sh_first
+        .as_ref()
+        .is_some_and(|sh| sh.version() == 0x0304 || sh.hrr);
+    let s_msgs = if tls13 {
+        Messages::from_bytes(&handshake_bytes(&s_records, true), MAX_MESSAGES)
+    } else {
+        s_first
+    };
+    let c_msgs = Messages::from_bytes(&handshake_bytes(&c_records, tls13), MAX_MESSAGES);
+
+    let hellos: Vec<ServerHello> = s_msgs
+        .list
+        .iter()
+        .filter(|(t, _)| *t == msg::SERVER_HELLO)
+        .filter_map(|(_, b)| handshake::parse_server_hello(b))
+        .collect();
+    let hrr = hellos.first().is_some_and(|h| h.hrr);
+    let sh = hellos.iter().find(|h| !h.hrr).cloned();
+    let client_hellos: Vec<ClientHello> = c_msgs
+        .list
+        .iter()
+        .filter(|(t, _)| *t == msg::CLIENT_HELLO)
+        .filter_map(|(_, b)| handshake::parse_client_hello(b))
+        .collect();
+    let mut ch = client_hellos.first().cloned();
+    let mut sslv2 = false;
+    if ch.is_none()
+        && crate::classify::tls::sslv2_client_hello(client.kept.get(c_start..).unwrap_or(&[]))
+    {
+        ch = handshake::parse_sslv2_client_hello(&client.kept[c_start..]);
+        sslv2 = ch.is_some();
+    }
+
+    let version = sh.as_ref().map(ServerHello::version);
+    let is13 = version == Some(0x0304) || (hrr && sh.is_none());
+    let offered: Vec<String> = match &ch {
+        Some(c) => {
+            let sv: Vec<u16> = c
+                .supported_versions
+                .iter()
+                .copied()
+                .filter(|v| !handshake::is_grease(*v))
+                .collect();
+            if sv.is_empty() {
+                vec![names::version(c.legacy_version)]
+            } else {
+                sv.into_iter().map(names::version).collect()
+            }
+        }
+        None => Vec::new(),
+    };
+    let alpn_offered: Vec<String> = ch
+        .as_ref()
+        .map(|c| c.alpn.iter().map(|p| alpn_string(p)).collect())
+        .unwrap_or_default();
+    let alpn_selected = match &sh {
+        None => None,
+        Some(_) if alpn_offered.is_empty() => None,
+        Some(_) if is13 => Some("hidden".to_string()),
+        Some(s) => s.alpn.as_deref().map(alpn_string),
+    };
+    let cipher_id = sh.as_ref().map(|s| s.cipher);
+
+    // Client certificates (proven under TLS ≤ 1.2).
+    let mut certificates = Certificates::default();
+    let (client_cert_requested, client_cert) = if sh.is_none() {
+        (None, None)
+    } else if is13 {
+        (Some(Requested::Hidden), Some(ClientCert::Hidden))
+    } else {
+        let requested = if s_msgs.has(msg::CERTIFICATE_REQUEST) {
+            Some(Requested::Yes)
+        } else if s_msgs.has(msg::SERVER_HELLO_DONE) || server_ccs(&s_records) {
+            Some(Requested::No)
+        } else {
+            None
+        };
+        let presented = match c_msgs
+            .first(msg::CERTIFICATE)
+            .and_then(handshake::parse_certificate_list)
+        {
+            Some(list) if list.is_empty() => Some(ClientCert::Empty),
+            Some(list) => {
+                certificates.client = list.iter().map(|d| cert::describe(d)).collect();
+                Some(ClientCert::Presented)
+            }
+            None if c_msgs.has(msg::CLIENT_KEY_EXCHANGE) || server_ccs(&c_records) => {
+                Some(ClientCert::None)
+            }
+            None => None,
+        };
+        (requested, presented)
+    };
+    if !is13 {
+        if let Some(list) = s_msgs
+            .first(msg::CERTIFICATE)
+            .and_then(handshake::parse_certificate_list)
+        {
+            certificates.server = list.iter().map(|d| cert::describe(d)).collect();
+        }
+    }
+
+    let null_cipher = cipher_id.is_some_and(names::cipher_is_null);
+    let mut alerts = Vec::new();
+    for (side, w) in [(Side::Client, client.walker), (Side::Server, server.walker)] {
+        for e in w
+            .events
+            .iter()
+            .chain(&w.tail_alerts)
+            .filter(|e| e.content_type == content::ALERT)
+        {
+            alerts.push(alert_of(side, e, null_cipher));
+        }
+    }
+
+    let mut facts = TlsFacts {
+        version: version.map(names::version),
+        versions_offered: offered,
+        sni: ch.as_ref().and_then(|c| c.sni.clone()),
+        alpn_offered,
+        alpn_selected,
+        cipher: cipher_id.and_then(names::cipher).map(str::to_string),
+        cipher_id: cipher_id.map(|c| format!("0x{c:04x}")),
+        hrr,
+        client_cert_requested,
+        client_cert,
+        client_cert_inferred: None,
+        client_cert_requested_inferred: None,
+        inference_basis: None,
+        certificates,
+        alerts,
+        ja4: ch.as_ref().filter(|c| !c.sslv2).map(|c| ja4::ja4(c, false)),
+        outcome: Outcome::Incomplete,
+        sslv2_hello: sslv2,
+        prefix: prefix_kind(client.kept, c_start),
+        groups_offered: ch
+            .as_ref()
+            .map(|c| {
+                c.groups
+                    .iter()
+                    .filter(|g| !handshake::is_grease(**g))
+                    .map(|g| names::group(*g))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        key_share_groups: ch
+            .as_ref()
+            .map(|c| {
+                c.key_share_groups
+                    .iter()
+                    .filter(|g| !handshake::is_grease(**g))
+                    .map(|g| names::group(*g))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        cipher_suites_offered: ch.as_ref().map_or(0, |c| {
+            c.ciphers
+                .iter()
+                .filter(|x| !handshake::is_grease(**x))
+                .count()
+        }),
+        handshake_truncated: c_msgs.truncated
+            || s_msgs.truncated
+            || (c_cut && ch.is_none())
+            || (s_cut && sh.is_none()),
+        records: crate::report::Directions {
+            c2s: u64::from(client.walker.records),
+            s2c: u64::from(server.walker.records),
+        },
+    };
+
+    let fatal_in_clear = facts.alerts.iter().any(|a| a.level == AlertLevel::Fatal);
+    let mut inferred_rejection = false;
+    if is13 && !hrr_only(hrr, &sh) {
+        if let Some(sh) = &sh {
+            inferred_rejection =
+                infer_tls13(&mut facts, client.walker, server.walker, sh.cipher, close);
+        }
+    }
+    facts.outcome = if fatal_in_clear || inferred_rejection {
+        Outcome::Rejected
+    } else if sh.is_some() && established(is13, client.walker, server.walker) {
+        Outcome::Established
+    } else {
+        Outcome::Incomplete
+    };
+    facts
+}
+
+fn hrr_only(hrr: bool, sh: &Option<ServerHello>) -> bool {
+    hrr && sh.is_none()
+}
+
+fn server_ccs(records: &[(u8, &[u8])]) -> bool {
+    records
+        .iter()
+        .any(|(t, _)| *t == content::CHANGE_CIPHER_SPEC)
+}
+
+fn alert_of(from: Side, e: &RecordEvent, null_cipher: bool) -> Alert {
+    let readable = e.len == 2 || (null_cipher && e.len > 2);
+    if !readable {
+        return Alert {
+            from,
+            level: AlertLevel::Encrypted,
+            code: None,
+            description: None,
+            inferred: false,
+            likely: None,
+        };
+    }
+    let level = match e.head[0] {
+        1 => AlertLevel::Warning,
+        2 => AlertLevel::Fatal,
+        _ => AlertLevel::Unknown,
+    };
+    Alert {
+        from,
+        level,
+        code: Some(e.head[1]),
+        description: names::alert(e.head[1]).map(str::to_string),
+        inferred: false,
+        likely: None,
+    }
+}
+
+fn prefix_kind(kept: &[u8], start: usize) -> Option<String> {
+    if start == 0 {
+        return None;
+    }
+    let head = &kept[..start.min(kept.len())];
+    let upper = String::from_utf8_lossy(head).to_ascii_uppercase();
+    Some(
+        if upper.starts_with("CONNECT ") {
+            "http-connect"
+        } else if upper.contains("STARTTLS") || upper.contains("STLS") || upper.contains("AUTH TLS")
+        {
+            "starttls"
+        } else if head.starts_with(&[0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f]) {
+            "postgres"
+        } else {
+            "other"
+        }
+        .to_string(),
+    )
+}
+
+/// Application data both ways after the handshake.
+fn established(is13: bool, c: &RecordWalker, s: &RecordWalker) -> bool {
+    if is13 {
+        // Under TLS 1.3 every record after the ServerHello is "application data" on the wire:
+        // require the client's second flight and something from the server after it.
+        let first_client = c
+            .events
+            .iter()
+            .find(|e| e.content_type == content::APPLICATION_DATA);
+        match first_client {
+            Some(fc) => s
+                .events
+                .iter()
+                .any(|e| e.content_type == content::APPLICATION_DATA && e.order > fc.order),
+            None => false,
+        }
+    } else {
+        c.app_data_seen && s.app_data_seen
+    }
+}
+
+/// TLS 1.3: infers the client certificate from the client's second flight, and a rejection from
+/// a lone short server record followed by close. Returns true for an inferred rejection.
+fn infer_tls13(
+    facts: &mut TlsFacts,
+    c: &RecordWalker,
+    s: &RecordWalker,
+    cipher: u16,
+    close: Close,
+) -> bool {
+    let finished = names::tls13_hash_len(cipher) + 4 + 17;
+    let client_enc: Vec<&RecordEvent> = c
+        .events
+        .iter()
+        .filter(|e| e.content_type == content::APPLICATION_DATA)
+        .collect();
+    let Some(first) = client_enc.first() else {
+        facts.inference_basis = Some("no encrypted client flight was captured".into());
+        return false;
+    };
+    // The flight: client records before the server speaks again.
+    let server_after: Vec<&RecordEvent> = s
+        .events
+        .iter()
+        .filter(|e| e.order > first.order && e.content_type != content::CHANGE_CIPHER_SPEC)
+        .collect();
+    let next_server = server_after.first().map_or(u32::MAX, |e| e.order);
+    let flight: Vec<usize> = client_enc
+        .iter()
+        .filter(|e| e.order < next_server)
+        .map(|e| usize::from(e.len))
+        .collect();
+    let r0 = flight[0];
+    let sizes = flight
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (inferred, basis) = if r0 == finished {
+        (
+            Some(ClientCert::None),
+            format!(
+                "the client's second flight starts with a {r0}-byte record, the size of a Finished alone: no Certificate, so none was requested (records: {sizes})"
+            ),
+        )
+    } else if r0 <= 40 || r0 == finished + 8 {
+        (
+            Some(ClientCert::Empty),
+            format!(
+                "the client's second flight starts with a {r0}-byte record, the size of a Certificate with no entries (records: {sizes})"
+            ),
+        )
+    } else if r0 >= 200 {
+        (
+            Some(ClientCert::Presented),
+            format!(
+                "the client's second flight starts with a {r0}-byte record, large enough for a Certificate with a chain (records: {sizes})"
+            ),
+        )
+    } else {
+        (
+            None,
+            format!("the client's second flight ({sizes} bytes) matches no known pattern"),
+        )
+    };
+    facts.client_cert_inferred = inferred;
+    facts.client_cert_requested_inferred = match inferred {
+        Some(ClientCert::Presented | ClientCert::Empty) => Some(Requested::Yes),
+        Some(ClientCert::None) => Some(Requested::No),
+        _ => None,
+    };
+    let closed = close != Close::Open;
+    let lone_short = server_after.len() == 1 && server_after[0].len <= 24;
+    let rejected = closed && (lone_short || (server_after.is_empty() && close == Close::Rst));
+    let mut basis = basis;
+    if rejected {
+        let what = if lone_short {
+            format!(
+                "a single {}-byte encrypted server record (an alert's size) and then {}",
+                server_after[0].len,
+                if close == Close::Rst {
+                    "a reset"
+                } else {
+                    "close"
+                }
+            )
+        } else {
+            "a reset from the server".to_string()
+        };
+        basis.push_str(&format!(
+            "; the server answered it with {what}: the handshake was rejected"
+        ));
+        facts.alerts.push(Alert {
+            from: Side::Server,
+            level: AlertLevel::Encrypted,
+            code: None,
+            description: None,
+            inferred: true,
+            likely: (inferred == Some(ClientCert::Empty))
+                .then(|| "certificate_required".to_string()),
+        });
+    }
+    facts.inference_basis = Some(basis);
+    rejected
+}
