@@ -174,7 +174,48 @@ inC curl -s -o /dev/null "http://$SIP:8080/index.html"
 inS curl -s -o /dev/null -H 'Cookie: session=local-only' "http://127.0.0.1:8080/index.html"
 done_with "$srv"; sleep 0.5; kill -INT "$cap_pid"; wait "$cap_pid" 2>/dev/null || true
 
-# --- 8. Derived: the same HTTP traffic with two VLAN tags (802.1ad 300 around 802.1Q 42) added
+# --- 8. mTLS scenarios (TLS 1.3 and 1.2, accepted and refused), each with its key log -------
+# tls_case NAME SERVER-ARGS -- CLIENT-ARGS: s_server (with -Verify 1: client certificate
+# required) and one s_client, captured on the server's veth.
+tls_case() {
+  local name=$1; shift
+  local sargs=() cargs=()
+  while [ "$1" != "--" ]; do sargs+=("$1"); shift; done; shift
+  cargs=("$@")
+  start_capture $S "$out/$name.pcap" -i veth-s tcp
+  bgS openssl s_server -quiet -accept 8443 -cert api.test.crt -key api.test.key -CAfile ca.crt -www -naccept 1 "${sargs[@]}"
+  local srv; srv=$(server_pid); wait_port $S 8443
+  printf 'GET /secret HTTP/1.1\r\nHost: api.test\r\n\r\n' | inC timeout 10 openssl s_client -quiet -ign_eof \
+    -connect $SIP:8443 -servername api.test -CAfile ca.crt -keylogfile "$out/$name.keys" "${cargs[@]}" >/dev/null 2>&1 || true
+  done_with "$srv"; stop_capture "$out/$name.pcap"
+}
+tls_case tls13-mtls-ok -tls1_3 -Verify 1 -- -cert client.crt -key client.key
+tls_case tls13-mtls-nocert-openssl -tls1_3 -Verify 1 --
+tls_case tls12-mtls-nocert-openssl -tls1_2 -Verify 1 --
+# An Istio-like client: the sidecar's ALPN and SNI, and a SPIFFE client certificate.
+tls_case tls13-istio-like -tls1_3 -Verify 1 -alpn istio-peer-exchange,istio -- \
+  -cert client.crt -key client.key -alpn istio-peer-exchange,istio \
+  -servername outbound_.8080_._.reviews.default.svc.cluster.local
+
+# nginx with ssl_verify_client on refuses a client without a certificate with HTTP 400 inside
+# TLS, not with an alert.
+cat > nginx-mtls.conf <<NGINX
+worker_processes 1; daemon off; error_log $work/nginx-mtls.err; pid $work/nginx-mtls.pid;
+events { worker_connections 64; }
+http { access_log off;
+  server { listen $SIP:8443 ssl; ssl_protocols TLSv1.3;
+    ssl_certificate $work/api.test.crt; ssl_certificate_key $work/api.test.key;
+    ssl_client_certificate $work/ca.crt; ssl_verify_client on;
+    location / { return 200 "secret\n"; } } }
+NGINX
+start_capture $S "$out/tls13-mtls-nocert-nginx.pcap" -i veth-s tcp
+bgS nginx -c "$work/nginx-mtls.conf"
+srv=$(server_pid); wait_port $S 8443
+SSLKEYLOGFILE="$out/tls13-mtls-nocert-nginx.keys" inC curl -s -o /dev/null --cacert ca.crt \
+  --resolve api.test:8443:$SIP "https://api.test:8443/secret" || true
+done_with "$srv"; stop_capture "$out/tls13-mtls-nocert-nginx.pcap"
+
+# --- 9. Derived: the same HTTP traffic with two VLAN tags (802.1ad 300 around 802.1Q 42) added
 # to every Ethernet header. The kernel here has no 8021q module, so stacked VLAN interfaces
 # cannot be made; the tags are inserted into the real frames instead (lengths adjusted).
 python3 - "$out/http-python-curl.pcap" "$out/qinq-http.pcap" <<'PY'
@@ -193,7 +234,7 @@ while at + 16 <= len(data):
 open(dst, "wb").write(out)
 PY
 
-# --- 9. Derived: the HTTP capture without its first three packets (a mid-stream start) ---------
+# --- 10. Derived: the HTTP capture without its first three packets (a mid-stream start) ---------
 editcap -F pcap -r "$out/http-python-curl.pcap" "$out/midstream-http.pcap" 4-1000000 >/dev/null
 
 chmod 0644 "$out"/*.pcap "$out"/*.pcapng "$out"/*.keys 2>/dev/null || true

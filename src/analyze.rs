@@ -37,6 +37,7 @@ pub struct Analysis<'s> {
     next_id: u64,
     first_ts: Option<u64>,
     last_ts: u64,
+    caches: crate::tls::TlsCaches,
 }
 
 impl std::fmt::Debug for Analysis<'_> {
@@ -60,6 +61,7 @@ impl<'s> Analysis<'s> {
             next_id: 0,
             first_ts: None,
             last_ts: 0,
+            caches: crate::tls::TlsCaches::default(),
         }
     }
 
@@ -84,6 +86,7 @@ impl<'s> Analysis<'s> {
         let mut sink_err: Option<io::Error> = None;
         let sink = &mut *self.sink;
         let summary = &mut self.summary;
+        let caches = &mut self.caches;
         let mut tcp_packets = 0u64;
         let mut packets = 0u64;
         let mut first_ts = self.first_ts;
@@ -105,7 +108,7 @@ impl<'s> Analysis<'s> {
                 if sink_err.is_some() {
                     return;
                 }
-                let rec = report::flow_record(flow, end, interfaces, name);
+                let rec = report::flow_record(flow, end, interfaces, name, caches);
                 summary.protocols.add(rec.protocol);
                 summary.bytes += rec.bytes.c2s + rec.bytes.s2c;
                 if let Err(e) = sink.flow(&rec) {
@@ -135,7 +138,7 @@ impl<'s> Analysis<'s> {
             if sink_err.is_some() {
                 return;
             }
-            let rec = report::flow_record(flow, end, interfaces, name);
+            let rec = report::flow_record(flow, end, interfaces, name, caches);
             summary.protocols.add(rec.protocol);
             summary.bytes += rec.bytes.c2s + rec.bytes.s2c;
             if let Err(e) = sink.flow(&rec) {

@@ -51,3 +51,66 @@ pub fn check_capture(data: &[u8]) {
 pub fn check_reassembly(data: &[u8]) {
     crate::flow::fuzz_stream(data);
 }
+
+/// The TLS layer alone: the input is split into a client and a server byte stream (first two
+/// bytes: client length), each fed in small chunks through the record walker, then analysed.
+/// Invariants: the record log stays bounded, and facts never claim what the wire cannot show
+/// (TLS 1.3 fields are hidden, inferred values come with their basis).
+pub fn check_tls(data: &[u8]) {
+    use crate::tls::{self, ClientCert, DirectionInput, records::RecordWalker};
+    let (split, rest) = match data {
+        [a, b, rest @ ..] => (
+            usize::from(u16::from_le_bytes([*a, *b])).min(rest.len()),
+            rest,
+        ),
+        _ => return,
+    };
+    let (c, s) = rest.split_at(split);
+    let walk = |bytes: &[u8]| {
+        let mut w = RecordWalker::default();
+        let mut at = 0u64;
+        for (i, chunk) in bytes.chunks(7).enumerate() {
+            w.feed(
+                at,
+                chunk,
+                &bytes[..(at as usize + chunk.len())],
+                true,
+                i as u32,
+            );
+            at += chunk.len() as u64;
+        }
+        w
+    };
+    let (cw, sw) = (walk(c), walk(s));
+    assert!(cw.events.len() <= tls::records::MAX_EVENTS);
+    assert!(sw.tail_alerts.len() <= tls::records::MAX_TAIL_ALERTS);
+    let mut caches = tls::TlsCaches::default();
+    let facts = tls::analyze(
+        DirectionInput {
+            kept: c,
+            walker: &cw,
+        },
+        DirectionInput {
+            kept: s,
+            walker: &sw,
+        },
+        tls::Close::Fin,
+        &mut caches,
+    );
+    if facts.version.as_deref() == Some("1.3") {
+        assert_eq!(facts.client_cert, Some(ClientCert::Hidden));
+        assert_ne!(
+            facts.alpn_selected.as_deref(),
+            Some("h2"),
+            "TLS 1.3 ALPN is never visible"
+        );
+    } else {
+        assert!(
+            facts.client_cert_inferred.is_none(),
+            "inference is for TLS 1.3 only"
+        );
+    }
+    if facts.client_cert_inferred.is_some() {
+        assert!(facts.inference_basis.is_some());
+    }
+}

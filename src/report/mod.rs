@@ -60,7 +60,13 @@ fn push_decimal(s: &mut String, mut v: u32) {
 }
 
 /// Builds the record of a finished flow: orientation, classification, counters.
-pub fn flow_record(flow: &Flow, end: End, interfaces: &[Interface], file: &str) -> FlowRecord {
+pub fn flow_record(
+    flow: &Flow,
+    end: End,
+    interfaces: &[Interface],
+    file: &str,
+    caches: &mut tls::TlsCaches,
+) -> FlowRecord {
     let (client, basis) = classify::orient(flow);
     let server = 1 - client;
     let (c, s) = (&flow.dir[client], &flow.dir[server]);
@@ -87,6 +93,7 @@ pub fn flow_record(flow: &Flow, end: End, interfaces: &[Interface], file: &str) 
                 walker: &s.tls,
             },
             close,
+            caches,
         )
     });
     let interface = interfaces

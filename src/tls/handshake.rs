@@ -122,6 +122,7 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
     r.take(32)?; // random
     r.vec8()?; // session id
     let mut ciphers = Reader(r.vec16()?);
+    ch.ciphers.reserve(ciphers.0.len() / 2);
     while let Some(c) = ciphers.u16() {
         ch.ciphers.push(c);
     }
@@ -130,6 +131,7 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
         return Some(ch); // no extensions (SSL 3.0 style)
     }
     let mut exts = Reader(r.vec16()?);
+    ch.extensions.reserve(24);
     while !exts.is_empty() {
         let kind = exts.u16()?;
         let data = exts.vec16()?;
@@ -161,12 +163,14 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
             }
             ext::SUPPORTED_GROUPS => {
                 let mut list = Reader(d.vec16().unwrap_or(&[]));
+                ch.groups.reserve(list.0.len() / 2);
                 while let Some(g) = list.u16() {
                     ch.groups.push(g);
                 }
             }
             ext::SIGNATURE_ALGORITHMS => {
                 let mut list = Reader(d.vec16().unwrap_or(&[]));
+                ch.signature_algorithms.reserve(list.0.len() / 2);
                 while let Some(s) = list.u16() {
                     ch.signature_algorithms.push(s);
                 }
@@ -255,43 +259,54 @@ pub fn parse_certificate_list(body: &[u8]) -> Option<Vec<&[u8]>> {
     Some(certs)
 }
 
-/// One direction's cleartext handshake messages, reassembled from record bodies.
+/// One direction's cleartext handshake messages, reassembled from record bodies: the bytes
+/// once, and each message as a range of them.
 #[derive(Debug, Default)]
 pub struct Messages {
-    /// (type, body) in order.
-    pub list: Vec<(u8, Vec<u8>)>,
+    bytes: Vec<u8>,
+    /// (type, body range) in order.
+    index: Vec<(u8, std::ops::Range<usize>)>,
     /// The last message was cut short (capture cap or loss).
     pub truncated: bool,
 }
 
 impl Messages {
     /// Splits concatenated handshake bytes into messages; at most `max` are kept.
-    pub fn from_bytes(mut b: &[u8], max: usize) -> Messages {
-        let mut m = Messages::default();
-        while b.len() >= 4 && m.list.len() < max {
-            let len = (usize::from(b[1]) << 16) | (usize::from(b[2]) << 8) | usize::from(b[3]);
-            if b.len() < 4 + len {
+    pub fn from_bytes(bytes: Vec<u8>, max: usize) -> Messages {
+        let mut m = Messages {
+            bytes,
+            ..Messages::default()
+        };
+        let mut at = 0;
+        let b = &m.bytes;
+        while b.len() - at >= 4 && m.index.len() < max {
+            let len = (usize::from(b[at + 1]) << 16)
+                | (usize::from(b[at + 2]) << 8)
+                | usize::from(b[at + 3]);
+            if b.len() - at < 4 + len {
                 m.truncated = true;
                 break;
             }
-            m.list.push((b[0], b[4..4 + len].to_vec()));
-            b = &b[4 + len..];
+            m.index.push((b[at], at + 4..at + 4 + len));
+            at += 4 + len;
         }
-        if !b.is_empty() && b.len() < 4 {
+        let rest = m.bytes.len() - at;
+        if rest > 0 && rest < 4 {
             m.truncated = true;
         }
         m
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = (u8, &[u8])> + '_ {
+        self.index.iter().map(|(t, r)| (*t, &self.bytes[r.clone()]))
+    }
+
     pub fn first(&self, kind: u8) -> Option<&[u8]> {
-        self.list
-            .iter()
-            .find(|(t, _)| *t == kind)
-            .map(|(_, b)| b.as_slice())
+        self.iter().find(|(t, _)| *t == kind).map(|(_, b)| b)
     }
 
     pub fn has(&self, kind: u8) -> bool {
-        self.list.iter().any(|(t, _)| *t == kind)
+        self.index.iter().any(|(t, _)| *t == kind)
     }
 }
 
@@ -307,10 +322,13 @@ mod tests {
 
     #[test]
     fn truncated_messages_are_flagged_not_misread() {
-        let m = Messages::from_bytes(&[1, 0, 0, 10, 3, 3], 8);
-        assert!(m.list.is_empty() && m.truncated);
-        let m = Messages::from_bytes(&[14, 0, 0, 0, 11, 0, 0, 3, 0, 0, 0], 8);
-        assert_eq!(m.list, vec![(14, vec![]), (11, vec![0, 0, 0])]);
+        let m = Messages::from_bytes(vec![1, 0, 0, 10, 3, 3], 8);
+        assert!(m.iter().next().is_none() && m.truncated);
+        let m = Messages::from_bytes(vec![14, 0, 0, 0, 11, 0, 0, 3, 0, 0, 0], 8);
+        assert_eq!(
+            m.iter().collect::<Vec<_>>(),
+            vec![(14, &[][..]), (11, &[0, 0, 0][..])]
+        );
         assert!(parse_client_hello(&[3, 3, 0]).is_none());
         assert!(parse_certificate_list(&[0, 0, 5, 0, 0, 9, 1]).is_none());
     }

@@ -16,8 +16,12 @@ pub mod records;
 use handshake::{ClientHello, Messages, ServerHello, msg};
 use records::{RecordEvent, RecordWalker, content};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 pub use cert::CertInfo;
+
+/// Registry names are mostly static strings; `Cow` avoids copying them for every flow.
+pub type Name = Cow<'static, str>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,14 +91,14 @@ pub struct Certificates {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsFacts {
     /// Negotiated (supported_versions, not the record layer); null without a ServerHello.
-    pub version: Option<String>,
-    pub versions_offered: Vec<String>,
+    pub version: Option<Name>,
+    pub versions_offered: Vec<Name>,
     pub sni: Option<String>,
     /// Non-UTF-8 protocol names as "0x" + hex.
     pub alpn_offered: Vec<String>,
     /// "hidden" under TLS 1.3 (EncryptedExtensions).
     pub alpn_selected: Option<String>,
-    pub cipher: Option<String>,
+    pub cipher: Option<Name>,
     pub cipher_id: Option<String>,
     pub hrr: bool,
     pub client_cert_requested: Option<Requested>,
@@ -112,8 +116,8 @@ pub struct TlsFacts {
     pub sslv2_hello: bool,
     /// Cleartext before TLS began: "http-connect", "starttls", "postgres" or "other".
     pub prefix: Option<String>,
-    pub groups_offered: Vec<String>,
-    pub key_share_groups: Vec<String>,
+    pub groups_offered: Vec<Name>,
+    pub key_share_groups: Vec<Name>,
     pub cipher_suites_offered: usize,
     /// A handshake message was cut (capture loss or the per-flow byte cap).
     pub handshake_truncated: bool,
@@ -157,7 +161,7 @@ fn kept_records(kept: &[u8], start: usize) -> (Vec<(u8, &[u8])>, bool) {
 /// Cleartext handshake bytes of one direction: handshake records up to its ChangeCipherSpec,
 /// or all of them when the connection is TLS 1.3 (its CCS is only for middleboxes).
 fn handshake_bytes(records: &[(u8, &[u8])], tls13: bool) -> Vec<u8> {
-    let mut hs = Vec::new();
+    let mut hs = Vec::with_capacity(records.iter().map(|(_, b)| b.len()).sum());
     for (t, body) in records {
         match *t {
             content::HANDSHAKE => hs.extend_from_slice(body),
@@ -181,15 +185,27 @@ fn alpn_string(p: &[u8]) -> String {
 
 const MAX_MESSAGES: usize = 32;
 
+/// State kept across flows so repeated work is done once (see the caches' docs).
+#[derive(Debug, Default)]
+pub struct TlsCaches {
+    pub ja4: ja4::Ja4Cache,
+    pub certs: cert::CertCache,
+}
+
 /// Analyses a flow already classified as TLS.
-pub fn analyze(client: DirectionInput<'_>, server: DirectionInput<'_>, close: Close) -> TlsFacts {
+pub fn analyze(
+    client: DirectionInput<'_>,
+    server: DirectionInput<'_>,
+    close: Close,
+    caches: &mut TlsCaches,
+) -> TlsFacts {
     let c_start = client.walker.start.map_or(0, |s| s as usize);
     let s_start = server.walker.start.map_or(0, |s| s as usize);
     let (c_records, c_cut) = kept_records(client.kept, c_start);
     let (s_records, s_cut) = kept_records(server.kept, s_start);
 
     // Server first: the ServerHello decides whether later handshake records are cleartext.
-    let s_first = Messages::from_bytes(&handshake_bytes(&s_records, false), MAX_MESSAGES);
+    let s_first = Messages::from_bytes(handshake_bytes(&s_records, false), MAX_MESSAGES);
     let sh_first = s_first
         .first(msg::SERVER_HELLO)
         .and_then(handshake::parse_server_hello);
@@ -197,14 +213,13 @@ pub fn analyze(client: DirectionInput<'_>, server: DirectionInput<'_>, close: Cl
         .as_ref()
         .is_some_and(|sh| sh.version() == 0x0304 || sh.hrr);
     let s_msgs = if tls13 {
-        Messages::from_bytes(&handshake_bytes(&s_records, true), MAX_MESSAGES)
+        Messages::from_bytes(handshake_bytes(&s_records, true), MAX_MESSAGES)
     } else {
         s_first
     };
-    let c_msgs = Messages::from_bytes(&handshake_bytes(&c_records, tls13), MAX_MESSAGES);
+    let c_msgs = Messages::from_bytes(handshake_bytes(&c_records, tls13), MAX_MESSAGES);
 
     let hellos: Vec<ServerHello> = s_msgs
-        .list
         .iter()
         .filter(|(t, _)| *t == msg::SERVER_HELLO)
         .filter_map(|(_, b)| handshake::parse_server_hello(b))
@@ -212,7 +227,6 @@ pub fn analyze(client: DirectionInput<'_>, server: DirectionInput<'_>, close: Cl
     let hrr = hellos.first().is_some_and(|h| h.hrr);
     let sh = hellos.iter().find(|h| !h.hrr).cloned();
     let client_hellos: Vec<ClientHello> = c_msgs
-        .list
         .iter()
         .filter(|(t, _)| *t == msg::CLIENT_HELLO)
         .filter_map(|(_, b)| handshake::parse_client_hello(b))
@@ -228,7 +242,7 @@ pub fn analyze(client: DirectionInput<'_>, server: DirectionInput<'_>, close: Cl
 
     let version = sh.as_ref().map(ServerHello::version);
     let is13 = version == Some(0x0304) || (hrr && sh.is_none());
-    let offered: Vec<String> = match &ch {
+    let offered: Vec<Name> = match &ch {
         Some(c) => {
             let sv: Vec<u16> = c
                 .supported_versions
@@ -258,40 +272,38 @@ pub fn analyze(client: DirectionInput<'_>, server: DirectionInput<'_>, close: Cl
 
     // Client certificates (proven under TLS ≤ 1.2).
     let mut certificates = Certificates::default();
-    let (client_cert_requested, client_cert) = if sh.is_none() {
+    // As far as the capture shows, like tshark's wire view: without a ServerHello nothing was
+    // requested; `outcome` and `handshake_truncated` say when the capture stopped short.
+    let (client_cert_requested, client_cert) = if ch.is_none() && sh.is_none() {
+        // Nothing of the handshake was captured (a mid-stream flow, or cut by the snaplen).
         (None, None)
     } else if is13 {
         (Some(Requested::Hidden), Some(ClientCert::Hidden))
     } else {
         let requested = if s_msgs.has(msg::CERTIFICATE_REQUEST) {
-            Some(Requested::Yes)
-        } else if s_msgs.has(msg::SERVER_HELLO_DONE) || server_ccs(&s_records) {
-            Some(Requested::No)
+            Requested::Yes
         } else {
-            None
+            Requested::No
         };
         let presented = match c_msgs
             .first(msg::CERTIFICATE)
             .and_then(handshake::parse_certificate_list)
         {
-            Some(list) if list.is_empty() => Some(ClientCert::Empty),
+            Some(list) if list.is_empty() => ClientCert::Empty,
             Some(list) => {
-                certificates.client = list.iter().map(|d| cert::describe(d)).collect();
-                Some(ClientCert::Presented)
+                certificates.client = list.iter().map(|d| caches.certs.describe(d)).collect();
+                ClientCert::Presented
             }
-            None if c_msgs.has(msg::CLIENT_KEY_EXCHANGE) || server_ccs(&c_records) => {
-                Some(ClientCert::None)
-            }
-            None => None,
+            None => ClientCert::None,
         };
-        (requested, presented)
+        (Some(requested), Some(presented))
     };
     if !is13 {
         if let Some(list) = s_msgs
             .first(msg::CERTIFICATE)
             .and_then(handshake::parse_certificate_list)
         {
-            certificates.server = list.iter().map(|d| cert::describe(d)).collect();
+            certificates.server = list.iter().map(|d| caches.certs.describe(d)).collect();
         }
     }
 
@@ -314,7 +326,7 @@ pub fn analyze(client: DirectionInput<'_>, server: DirectionInput<'_>, close: Cl
         sni: ch.as_ref().and_then(|c| c.sni.clone()),
         alpn_offered,
         alpn_selected,
-        cipher: cipher_id.and_then(names::cipher).map(str::to_string),
+        cipher: cipher_id.and_then(names::cipher).map(Cow::Borrowed),
         cipher_id: cipher_id.map(|c| format!("0x{c:04x}")),
         hrr,
         client_cert_requested,
@@ -324,7 +336,10 @@ pub fn analyze(client: DirectionInput<'_>, server: DirectionInput<'_>, close: Cl
         inference_basis: None,
         certificates,
         alerts,
-        ja4: ch.as_ref().filter(|c| !c.sslv2).map(|c| ja4::ja4(c, false)),
+        ja4: ch
+            .as_ref()
+            .filter(|c| !c.sslv2)
+            .map(|c| caches.ja4.get(c, false)),
         outcome: Outcome::Incomplete,
         sslv2_hello: sslv2,
         prefix: prefix_kind(client.kept, c_start),
@@ -384,12 +399,6 @@ pub fn analyze(client: DirectionInput<'_>, server: DirectionInput<'_>, close: Cl
 
 fn hrr_only(hrr: bool, sh: &Option<ServerHello>) -> bool {
     hrr && sh.is_none()
-}
-
-fn server_ccs(records: &[(u8, &[u8])]) -> bool {
-    records
-        .iter()
-        .any(|(t, _)| *t == content::CHANGE_CIPHER_SPEC)
 }
 
 fn alert_of(from: Side, e: &RecordEvent, null_cipher: bool) -> Alert {
@@ -476,7 +485,18 @@ fn infer_tls13(
         .iter()
         .filter(|e| e.content_type == content::APPLICATION_DATA)
         .collect();
-    let Some(first) = client_enc.first() else {
+    // Client records sent before the server's first encrypted record are 0-RTT early data; the
+    // second flight comes after the server's flight.
+    let server_first = s
+        .events
+        .iter()
+        .find(|e| e.content_type == content::APPLICATION_DATA)
+        .map(|e| e.order);
+    let early = server_first.map_or(0, |sf| {
+        client_enc.iter().take_while(|e| e.order <= sf).count()
+    });
+    let flight_records: Vec<&RecordEvent> = client_enc.into_iter().skip(early).collect();
+    let Some(first) = flight_records.first() else {
         facts.inference_basis = Some("no encrypted client flight was captured".into());
         return false;
     };
@@ -487,42 +507,61 @@ fn infer_tls13(
         .filter(|e| e.order > first.order && e.content_type != content::CHANGE_CIPHER_SPEC)
         .collect();
     let next_server = server_after.first().map_or(u32::MAX, |e| e.order);
-    let flight: Vec<usize> = client_enc
+    let mut flight: Vec<usize> = flight_records
         .iter()
         .filter(|e| e.order < next_server)
         .map(|e| usize::from(e.len))
         .collect();
+    // After early data the flight starts with EndOfEarlyData (4 bytes + type + 16-byte tag).
+    let eoed = early > 0 && flight.len() > 1 && flight[0] == 21;
+    if eoed {
+        flight.remove(0);
+    }
     let r0 = flight[0];
     let sizes = flight
         .iter()
         .map(|n| n.to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    let early_note = if early > 0 {
+        format!("after {early} record(s) of 0-RTT early data, ")
+    } else {
+        String::new()
+    };
     let (inferred, basis) = if r0 == finished {
         (
             Some(ClientCert::None),
             format!(
-                "the client's second flight starts with a {r0}-byte record, the size of a Finished alone: no Certificate, so none was requested (records: {sizes})"
+                "{early_note}the client's second flight starts with a {r0}-byte record, the size of a Finished alone: no Certificate, so none was requested (records: {sizes})"
             ),
         )
     } else if r0 <= 40 || r0 == finished + 8 {
         (
             Some(ClientCert::Empty),
             format!(
-                "the client's second flight starts with a {r0}-byte record, the size of a Certificate with no entries (records: {sizes})"
+                "{early_note}the client's second flight starts with a {r0}-byte record, the size of a Certificate with no entries (records: {sizes})"
             ),
         )
     } else if r0 >= 200 {
         (
             Some(ClientCert::Presented),
             format!(
-                "the client's second flight starts with a {r0}-byte record, large enough for a Certificate with a chain (records: {sizes})"
+                "{early_note}the client's second flight starts with a {r0}-byte record, large enough for a Certificate with a chain (records: {sizes})"
+            ),
+        )
+    } else if r0 > finished {
+        (
+            Some(ClientCert::None),
+            format!(
+                "{early_note}the client's second flight starts with a {r0}-byte record: a Finished ({finished}) with a small message that is not a Certificate (such as Chrome's ALPS EncryptedExtensions); lower confidence (records: {sizes})"
             ),
         )
     } else {
         (
             None,
-            format!("the client's second flight ({sizes} bytes) matches no known pattern"),
+            format!(
+                "{early_note}the client's second flight ({sizes} bytes) matches no known pattern"
+            ),
         )
     };
     facts.client_cert_inferred = inferred;

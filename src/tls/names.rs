@@ -1,8 +1,11 @@
 //! Registry names: protocol versions, cipher suites (the ones seen in practice; unknown ones
 //! keep their number), alert descriptions, named groups.
 
-/// "1.3", "1.2", …, "ssl3", "ssl2", "1.3-draft-28"; unknown values as hex.
-pub fn version(v: u16) -> String {
+use std::borrow::Cow;
+
+/// "1.3", "1.2", …, "ssl3", "ssl2", "1.3-draft-28"; unknown values as hex. Known names are
+/// static: no allocation per flow.
+pub fn version(v: u16) -> Cow<'static, str> {
     match v {
         0x0304 => "1.3".into(),
         0x0303 => "1.2".into(),
@@ -10,9 +13,9 @@ pub fn version(v: u16) -> String {
         0x0301 => "1.0".into(),
         0x0300 => "ssl3".into(),
         0x0002 => "ssl2".into(),
-        0x7f00..=0x7fff => format!("1.3-draft-{}", v & 0xff),
-        0xfb00..=0xfbff => format!("1.3-draft-fb{:02x}", v & 0xff),
-        _ => format!("0x{v:04x}"),
+        0x7f00..=0x7fff => format!("1.3-draft-{}", v & 0xff).into(),
+        0xfb00..=0xfbff => format!("1.3-draft-fb{:02x}", v & 0xff).into(),
+        _ => format!("0x{v:04x}").into(),
     }
 }
 
@@ -119,7 +122,7 @@ pub fn alert(code: u8) -> Option<&'static str> {
 }
 
 /// Named groups (IANA "TLS Supported Groups").
-pub fn group(id: u16) -> String {
+pub fn group(id: u16) -> Cow<'static, str> {
     match id {
         23 => "secp256r1".into(),
         24 => "secp384r1".into(),
@@ -133,7 +136,7 @@ pub fn group(id: u16) -> String {
         260 => "ffdhe8192".into(),
         0x11ec => "X25519MLKEM768".into(),
         0x6399 => "X25519Kyber768Draft00".into(),
-        _ => format!("0x{id:04x}"),
+        _ => format!("0x{id:04x}").into(),
     }
 }
 

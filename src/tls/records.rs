@@ -67,6 +67,8 @@ pub struct RecordWalker {
     pub app_data_seen: bool,
     /// The stream lost sync (gap, snaplen cut, or a header that is not TLS) after syncing.
     pub lost_after_sync: bool,
+    /// Times the walker found its way back to a record boundary after losing sync.
+    pub resyncs: u32,
     scanned: usize,
 }
 
@@ -95,15 +97,45 @@ impl RecordWalker {
         self.state = State::Lost;
     }
 
+    /// `n` bytes of the stream that the capture does not have (a gap, or a snaplen cut). The
+    /// walker stays in sync when they fall inside one record's body (records are long, packet
+    /// headers short), and loses it otherwise.
+    pub fn skip(&mut self, at: u64, n: u64, order: u32) {
+        if self.state == State::Unsynced {
+            self.state = State::Lost;
+        }
+        if self.state != State::Synced || n == 0 || at + n <= self.pos {
+            return;
+        }
+        let n = n - self.pos.saturating_sub(at);
+        let body_off = usize::from(self.cur.len) - self.body_left as usize;
+        // Inside a body (header complete, first two bytes seen) that covers all `n` bytes.
+        if self.hdr_have == 5 && u64::from(self.body_left) >= n && body_off >= 2 {
+            self.body_left -= n as u32;
+            self.pos = at + n;
+            if self.body_left == 0 {
+                self.finish_record(order);
+            }
+        } else {
+            self.lose();
+        }
+    }
+
     /// In-order bytes `chunk` at stream offset `at`; `kept` is the collected prefix of the
     /// stream (kept[i] is stream offset i), already including `chunk` as far as it was kept.
     /// `collecting` says whether `kept` may still grow. `order` is the packet's flow-wide number.
     pub fn feed(&mut self, at: u64, chunk: &[u8], kept: &[u8], collecting: bool, order: u32) {
+        if self.state == State::Lost && self.lost_after_sync && self.resync_at(at, chunk) {
+            self.walk(at, chunk, order);
+            return;
+        }
         match self.state {
             State::Lost => {}
             State::Synced => self.walk(at, chunk, order),
             State::Unsynced => {
-                if let Some(x) = self.find_start(kept) {
+                if never_tls(kept) {
+                    self.state = State::Lost;
+                } else if let Some(x) = self.find_start(kept) {
                     self.state = State::Synced;
                     self.start = Some(x as u32);
                     self.pos = x as u64;
@@ -116,20 +148,44 @@ impl RecordWalker {
         }
     }
 
+    /// After losing sync, a segment that starts with a record header of this session's record
+    /// version (TLS stacks start records where their writes start) puts the walker back in sync,
+    /// as tshark does.
+    fn resync_at(&mut self, at: u64, chunk: &[u8]) -> bool {
+        let Some(h) = chunk.get(..5) else {
+            return false;
+        };
+        let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
+        let version = self.cur.version.to_be_bytes();
+        let ok = (content::CHANGE_CIPHER_SPEC..=content::APPLICATION_DATA).contains(&h[0])
+            && h[1..3] == version
+            && len > 0
+            && len <= MAX_RECORD_LEN;
+        if ok {
+            self.state = State::Synced;
+            self.pos = at;
+            self.hdr_have = 0;
+            self.body_left = 0;
+            self.resyncs += 1;
+        }
+        ok
+    }
+
     /// A plausible handshake record header at the start, after a line feed, or after an
     /// 8-byte PostgreSQL SSLRequest / 1-byte 'S' answer.
     fn find_start(&mut self, kept: &[u8]) -> Option<usize> {
         let limit = kept.len().min(SYNC_WINDOW);
+        // At the start any record type will do (a server may answer with an alert); after a
+        // cleartext prefix only a handshake record, so that text is not taken for TLS.
         let plausible = |i: usize| -> Option<bool> {
             let h = kept.get(i..i + 5)?;
             let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
-            Some(
+            let kind_ok = if i == 0 {
+                (content::CHANGE_CIPHER_SPEC..=content::APPLICATION_DATA).contains(&h[0])
+            } else {
                 h[0] == content::HANDSHAKE
-                    && h[1] == 3
-                    && h[2] <= 4
-                    && len > 0
-                    && len <= MAX_RECORD_LEN,
-            )
+            };
+            Some(kind_ok && h[1] == 3 && h[2] <= 4 && len > 0 && len <= MAX_RECORD_LEN)
         };
         let mut i = self.scanned;
         while i < limit {
@@ -160,6 +216,14 @@ impl RecordWalker {
             return;
         }
         let mut i = (self.pos.saturating_sub(at)) as usize;
+        // Fast path: the rest of this segment lies inside the current record's body.
+        let rest = bytes.len() - i;
+        let body_off = usize::from(self.cur.len) - self.body_left as usize;
+        if self.hdr_have == 5 && body_off >= 2 && (self.body_left as usize) > rest {
+            self.body_left -= rest as u32;
+            self.pos = end;
+            return;
+        }
         while i < bytes.len() && self.state == State::Synced {
             if self.body_left == 0 && self.hdr_have < 5 {
                 self.hdr[self.hdr_have as usize] = bytes[i];
@@ -227,6 +291,31 @@ impl RecordWalker {
     }
 }
 
+/// HTTP switches to TLS only through CONNECT: a stream that starts with another request, or
+/// with a status line that is not 2xx, needs no scan for a TLS start.
+fn never_tls(kept: &[u8]) -> bool {
+    if kept.len() < 9 || kept.starts_with(b"CONNECT ") {
+        return false;
+    }
+    if let Some(status) = kept.strip_prefix(b"HTTP/1.") {
+        if status.get(2) != Some(&b'2') {
+            return true;
+        }
+        // A proxy's "200 Connection established" has no body; a response with one is not it.
+        let head = &kept[..kept.len().min(SYNC_WINDOW)];
+        let end = crate::classify::http::find(head, b"\r\n\r\n").unwrap_or(head.len());
+        let lower = head[..end].to_ascii_lowercase();
+        return [
+            &b"\ncontent-length:"[..],
+            b"\ntransfer-encoding:",
+            b"\ncontent-type:",
+        ]
+        .iter()
+        .any(|h| crate::classify::http::find(&lower, h).is_some());
+    }
+    crate::classify::http::is_request_start(kept)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +364,26 @@ mod tests {
         let mut w = RecordWalker::default();
         w.feed(0, &text, &text, false, 1);
         assert!(!w.synced() && w.events.is_empty());
+    }
+
+    #[test]
+    fn bytes_missing_inside_a_record_body_keep_sync_and_missing_headers_lose_it() {
+        // A snaplen-cut capture: 30 bytes of a 221-byte record, the rest missing.
+        let mut kept = vec![22u8, 3, 1, 0, 221, 1];
+        kept.resize(30, 0);
+        let mut w = RecordWalker::default();
+        w.feed(0, &kept, &kept, true, 1);
+        w.skip(30, 196, 1);
+        assert_eq!((w.records, w.synced()), (1, true));
+        let next = rec(21, &[1, 0]);
+        w.feed(226, &next, &kept, false, 2);
+        assert_eq!(
+            w.events.last().map(|e| (e.content_type, e.head)),
+            Some((21, [1, 0]))
+        );
+        // Missing bytes that would contain the next header: lost.
+        w.skip(233, 10, 3);
+        assert!(!w.synced() && w.lost_after_sync);
     }
 
     #[test]
