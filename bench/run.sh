@@ -26,10 +26,13 @@ bin=$here/target/release/meshsniff
 cat "$file" > /dev/null # warm the page cache
 out=$(mktemp)
 trap 'rm -f "$out" "$out".*' EXIT
+# Both write to /dev/null in the timed runs (tcpdump -w /dev/null, meshsniff's JSON Lines);
+# one more, untimed run keeps meshsniff's output to check the counts.
 for i in $(seq "$runs"); do
-  /usr/bin/time -f "%e %M" -o "$out.m.$i" "$bin" analyze --quiet --format jsonl "$file" > "$out.jsonl"
+  /usr/bin/time -f "%e %M" -o "$out.m.$i" "$bin" analyze --quiet --format jsonl "$file" > /dev/null
   /usr/bin/time -f "%e %M" -o "$out.t.$i" tcpdump -r "$file" -w /dev/null 2>/dev/null
 done
+"$bin" analyze --quiet --format jsonl "$file" > "$out.jsonl"
 python3 - "$file" "$out" "$runs" <<'PY'
 import json, statistics, sys, os
 f, out, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])

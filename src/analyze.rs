@@ -87,6 +87,7 @@ impl<'s> Analysis<'s> {
         let sink = &mut *self.sink;
         let summary = &mut self.summary;
         let caches = &mut self.caches;
+        let file: std::sync::Arc<str> = name.into();
         let mut tcp_packets = 0u64;
         let mut packets = 0u64;
         let mut first_ts = self.first_ts;
@@ -108,7 +109,7 @@ impl<'s> Analysis<'s> {
                 if sink_err.is_some() {
                     return;
                 }
-                let rec = report::flow_record(flow, end, interfaces, name, caches);
+                let rec = report::flow_record(flow, end, interfaces, &file, caches);
                 summary.protocols.add(rec.protocol);
                 summary.bytes += rec.bytes.c2s + rec.bytes.s2c;
                 if let Err(e) = sink.flow(&rec) {
@@ -138,7 +139,7 @@ impl<'s> Analysis<'s> {
             if sink_err.is_some() {
                 return;
             }
-            let rec = report::flow_record(flow, end, interfaces, name, caches);
+            let rec = report::flow_record(flow, end, interfaces, &file, caches);
             summary.protocols.add(rec.protocol);
             summary.bytes += rec.bytes.c2s + rec.bytes.s2c;
             if let Err(e) = sink.flow(&rec) {

@@ -153,3 +153,47 @@ fn tso_super_packets_count_their_full_payload() {
     );
     assert_eq!((f.tcp.gaps, f.tcp.retransmits), (0, 0));
 }
+
+#[test]
+fn hand_written_json_is_byte_for_byte_serde_json() {
+    // The JSON Lines printer writes records by hand for speed; the serde derives are the schema.
+    let mut checked = 0;
+    let mut inputs = common::sample_captures();
+    if let Some(shared) = common::shared() {
+        // The public corpus has the odd strings: non-ASCII ALPN, alert names, long subjects.
+        for entry in std::fs::read_dir(shared.join("captures-public/ja4"))
+            .unwrap()
+            .flatten()
+        {
+            if entry.path().is_file() {
+                inputs.push(entry.path());
+            }
+        }
+        for extra in [
+            "zeek/tls/tls-early-alert.pcap",
+            "snet/TLS1_ECDHE-RSA-NULL-SHA.pcap",
+            "local-loopback/tls12-mtls-nocert.pcap",
+        ] {
+            inputs.push(shared.join("captures-public").join(extra));
+        }
+    }
+    for cap in inputs {
+        let (flows, _) = meshsniff::analyze::analyze_bytes(
+            &common::read(&cap),
+            meshsniff::flow::FlowConfig::default(),
+        );
+        for f in &flows {
+            let mut ours = Vec::new();
+            meshsniff::report::fastjson::flow(&mut ours, f);
+            let serde = serde_json::to_vec(f).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&serde),
+                "{}",
+                cap.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} records");
+}

@@ -43,7 +43,7 @@ fn reads_a_capture_from_a_pipe_like_from_a_file() {
             (&a.client, &a.server, a.protocol, a.bytes),
             (&b.client, &b.server, b.protocol, b.bytes)
         );
-        assert_eq!(a.file, "-");
+        assert_eq!(&*a.file, "-");
     }
 }
 
@@ -59,7 +59,7 @@ fn several_inputs_share_one_id_space_and_one_summary() {
     assert_eq!(summary.files, vec![a.clone(), b.clone()]);
     assert_eq!(summary.flows, 5);
     assert_eq!(summary.protocols.tls, 2);
-    assert_eq!(flows[0].file, a);
+    assert_eq!(&*flows[0].file, a.as_str());
 }
 
 #[test]

@@ -274,14 +274,13 @@ pub mod http {
         if !is_request_start(d) {
             return None;
         }
-        let sp = d.iter().position(|&b| b == b' ')?;
+        let sp = memchr::memchr(b' ', d)?;
         let end = find(d, b"\r\n\r\n")
             .map(|i| i + 4)
             .or_else(|| find(d, b"\n\n").map(|i| i + 2))?;
-        let head = &d[..end];
-        let upgrade_h2c = head.split(|&b| b == b'\n').any(|line| {
-            let l = line.to_ascii_lowercase();
-            l.starts_with(b"upgrade:") && find(&l, b"h2c").is_some()
+        let upgrade_h2c = header_lines(&d[..end]).any(|line| {
+            strip_name(line, b"upgrade:")
+                .is_some_and(|v| find(&v.to_ascii_lowercase(), b"h2c").is_some())
         });
         Some(RequestHead {
             method: &d[..sp],
@@ -290,8 +289,22 @@ pub mod http {
         })
     }
 
+    /// The header lines of a message head (after the start line, up to the blank line).
+    pub fn header_lines(head: &[u8]) -> impl Iterator<Item = &[u8]> {
+        head.split(|&b| b == b'\n')
+            .skip(1)
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .take_while(|l| !l.is_empty())
+    }
+
+    /// The value of a header line whose name (with the colon, lowercase) is `name`.
+    pub fn strip_name<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+        let n = line.get(..name.len())?;
+        n.eq_ignore_ascii_case(name).then(|| &line[name.len()..])
+    }
+
     pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-        hay.windows(needle.len()).position(|w| w == needle)
+        memchr::memmem::find(hay, needle)
     }
 }
 

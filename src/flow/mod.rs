@@ -107,12 +107,43 @@ impl Flow {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FlowKey {
     capture_if: u32,
     ifindex: u32,
     lo: (Addr, u16),
     hi: (Addr, u16),
+}
+
+/// Six 64-bit words instead of the derived field-by-field hashing (which also hashes the
+/// address arrays' lengths): the lookup is on every packet's path.
+impl std::hash::Hash for FlowKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let word = |b: &[u8; 16], i: usize| {
+            u64::from_le_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
+        h.write_u64(word(&self.lo.0.bytes, 0));
+        h.write_u64(word(&self.lo.0.bytes, 8));
+        h.write_u64(word(&self.hi.0.bytes, 0));
+        h.write_u64(word(&self.hi.0.bytes, 8));
+        h.write_u64(
+            u64::from(self.lo.1)
+                | (u64::from(self.hi.1) << 16)
+                | (u64::from(self.lo.0.v6) << 32)
+                | (u64::from(self.hi.0.v6) << 33),
+        );
+        h.write_u64(u64::from(self.capture_if) | (u64::from(self.ifindex) << 32));
+    }
 }
 
 impl FlowKey {

@@ -9,19 +9,26 @@ use std::io::{self, Write};
 pub struct JsonlSink<W: Write> {
     out: W,
     flush_each: bool,
+    buf: Vec<u8>,
 }
 
 impl<W: Write> JsonlSink<W> {
     /// `flush_each`: flush after every record (live use, so a reader sees flows as they close).
     pub fn new(out: W, flush_each: bool) -> Self {
-        JsonlSink { out, flush_each }
+        JsonlSink {
+            out,
+            flush_each,
+            buf: Vec::with_capacity(4096),
+        }
     }
 }
 
 impl<W: Write> Sink for JsonlSink<W> {
     fn flow(&mut self, record: &FlowRecord) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, record)?;
-        self.out.write_all(b"\n")?;
+        self.buf.clear();
+        super::fastjson::flow(&mut self.buf, record);
+        self.buf.push(b'\n');
+        self.out.write_all(&self.buf)?;
         if self.flush_each {
             self.out.flush()?;
         }
@@ -39,11 +46,16 @@ impl<W: Write> Sink for JsonlSink<W> {
 pub struct JsonDocSink<W: Write> {
     out: W,
     count: u64,
+    buf: Vec<u8>,
 }
 
 impl<W: Write> JsonDocSink<W> {
     pub fn new(out: W) -> Self {
-        JsonDocSink { out, count: 0 }
+        JsonDocSink {
+            out,
+            count: 0,
+            buf: Vec::with_capacity(4096),
+        }
     }
 }
 
@@ -55,7 +67,9 @@ impl<W: Write> Sink for JsonDocSink<W> {
             b",\n"
         })?;
         self.count += 1;
-        serde_json::to_writer(&mut self.out, record).map_err(io::Error::from)
+        self.buf.clear();
+        super::fastjson::flow(&mut self.buf, record);
+        self.out.write_all(&self.buf)
     }
     fn finish(&mut self, summary: &Summary) -> io::Result<()> {
         self.out.write_all(if self.count == 0 {

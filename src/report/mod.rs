@@ -2,6 +2,7 @@
 //! records and the [`Summary`] through a [`Sink`]: a human table, JSON Lines, or one JSON
 //! document. Printers print; they never analyse.
 
+pub mod fastjson;
 mod json;
 pub mod schema;
 mod table;
@@ -64,7 +65,7 @@ pub fn flow_record(
     flow: &Flow,
     end: End,
     interfaces: &[Interface],
-    file: &str,
+    file: &std::sync::Arc<str>,
     caches: &mut tls::TlsCaches,
 ) -> FlowRecord {
     let (client, basis) = classify::orient(flow);
@@ -143,7 +144,7 @@ pub fn flow_record(
         tls,
         http: None,
         verdict: None,
-        file: file.to_string(),
+        file: file.clone(),
     }
 }
 

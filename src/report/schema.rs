@@ -81,8 +81,8 @@ pub struct FlowRecord {
     pub http: Option<serde_json::Value>,
     /// The mesh verdict (filled by the policy layer; null without one).
     pub verdict: Option<serde_json::Value>,
-    /// The input this flow was read from.
-    pub file: String,
+    /// The input this flow was read from (shared by all its flows).
+    pub file: std::sync::Arc<str>,
 }
 
 /// Per-protocol flow counts.

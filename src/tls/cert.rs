@@ -88,26 +88,74 @@ mod tests {
     }
 }
 
+/// A certificate summary shared between flows, with its JSON rendered once. Serializing it
+/// writes that JSON as is (serde_json `RawValue`); deserializing reads a [`CertInfo`].
+#[derive(Debug, Clone)]
+pub struct Cert(std::sync::Arc<(CertInfo, Box<serde_json::value::RawValue>)>);
+
+impl Cert {
+    pub fn new(info: CertInfo) -> Cert {
+        let json = serde_json::value::to_raw_value(&info).unwrap_or_else(|_| {
+            // Serializing plain strings and numbers cannot fail; keep a valid value regardless.
+            serde_json::value::RawValue::from_string("{}".into()).unwrap_or_default()
+        });
+        Cert(std::sync::Arc::new((info, json)))
+    }
+}
+
+impl Cert {
+    /// The summary's JSON, rendered once.
+    pub fn json(&self) -> &str {
+        self.0.1.get()
+    }
+}
+
+impl std::ops::Deref for Cert {
+    type Target = CertInfo;
+    fn deref(&self) -> &CertInfo {
+        &self.0.0
+    }
+}
+
+impl PartialEq for Cert {
+    fn eq(&self, other: &Cert) -> bool {
+        self.0.0 == other.0.0
+    }
+}
+impl Eq for Cert {}
+
+impl Serialize for Cert {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.1.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cert {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cert, D::Error> {
+        CertInfo::deserialize(d).map(Cert::new)
+    }
+}
+
 /// Certificate summaries already made, keyed by the full DER (exact, no hash collisions). A
-/// mesh presents the same few certificates on every connection; parsing them once per
-/// connection was a sixth of all instructions on the benchmark.
+/// mesh presents the same few certificates on every connection; parsing, copying and escaping
+/// them again for every connection was a large share of all instructions on the benchmark.
 #[derive(Debug, Default)]
 pub struct CertCache {
-    map: rustc_hash::FxHashMap<Vec<u8>, CertInfo>,
+    map: rustc_hash::FxHashMap<Vec<u8>, Cert>,
 }
 
 const CACHE_ENTRIES: usize = 1024;
 
 impl CertCache {
-    pub fn describe(&mut self, der: &[u8]) -> CertInfo {
+    pub fn describe(&mut self, der: &[u8]) -> Cert {
         if let Some(c) = self.map.get(der) {
             return c.clone();
         }
-        let info = describe(der);
+        let cert = Cert::new(describe(der));
         if self.map.len() >= CACHE_ENTRIES {
             self.map.clear();
         }
-        self.map.insert(der.to_vec(), info.clone());
-        info
+        self.map.insert(der.to_vec(), cert.clone());
+        cert
     }
 }

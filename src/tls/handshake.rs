@@ -262,23 +262,23 @@ pub fn parse_certificate_list(body: &[u8]) -> Option<Vec<&[u8]>> {
 /// One direction's cleartext handshake messages, reassembled from record bodies: the bytes
 /// once, and each message as a range of them.
 #[derive(Debug, Default)]
-pub struct Messages {
-    bytes: Vec<u8>,
+pub struct Messages<'a> {
+    bytes: &'a [u8],
     /// (type, body range) in order.
     index: Vec<(u8, std::ops::Range<usize>)>,
     /// The last message was cut short (capture cap or loss).
     pub truncated: bool,
 }
 
-impl Messages {
+impl<'a> Messages<'a> {
     /// Splits concatenated handshake bytes into messages; at most `max` are kept.
-    pub fn from_bytes(bytes: Vec<u8>, max: usize) -> Messages {
+    pub fn from_bytes(bytes: &'a [u8], max: usize) -> Messages<'a> {
         let mut m = Messages {
             bytes,
             ..Messages::default()
         };
         let mut at = 0;
-        let b = &m.bytes;
+        let b = m.bytes;
         while b.len() - at >= 4 && m.index.len() < max {
             let len = (usize::from(b[at + 1]) << 16)
                 | (usize::from(b[at + 2]) << 8)
@@ -297,11 +297,11 @@ impl Messages {
         m
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (u8, &[u8])> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (u8, &'a [u8])> + '_ {
         self.index.iter().map(|(t, r)| (*t, &self.bytes[r.clone()]))
     }
 
-    pub fn first(&self, kind: u8) -> Option<&[u8]> {
+    pub fn first(&self, kind: u8) -> Option<&'a [u8]> {
         self.iter().find(|(t, _)| *t == kind).map(|(_, b)| b)
     }
 
@@ -322,9 +322,9 @@ mod tests {
 
     #[test]
     fn truncated_messages_are_flagged_not_misread() {
-        let m = Messages::from_bytes(vec![1, 0, 0, 10, 3, 3], 8);
+        let m = Messages::from_bytes(&[1, 0, 0, 10, 3, 3], 8);
         assert!(m.iter().next().is_none() && m.truncated);
-        let m = Messages::from_bytes(vec![14, 0, 0, 0, 11, 0, 0, 3, 0, 0, 0], 8);
+        let m = Messages::from_bytes(&[14, 0, 0, 0, 11, 0, 0, 3, 0, 0, 0], 8);
         assert_eq!(
             m.iter().collect::<Vec<_>>(),
             vec![(14, &[][..]), (11, &[0, 0, 0][..])]

@@ -13,12 +13,12 @@ pub mod ja4;
 pub mod names;
 pub mod records;
 
-use handshake::{ClientHello, Messages, ServerHello, msg};
+use handshake::{Messages, ServerHello, msg};
 use records::{RecordEvent, RecordWalker, content};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
-pub use cert::CertInfo;
+pub use cert::{Cert, CertInfo};
 
 /// Registry names are mostly static strings; `Cow` avoids copying them for every flow.
 pub type Name = Cow<'static, str>;
@@ -83,8 +83,8 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Certificates {
-    pub server: Vec<CertInfo>,
-    pub client: Vec<CertInfo>,
+    pub server: Vec<Cert>,
+    pub client: Vec<Cert>,
 }
 
 /// The `tls` object of a flow record (docs/schema.md).
@@ -140,37 +140,36 @@ pub enum Close {
     Open,
 }
 
-/// Records fully inside `kept` from `start`: (content type, body).
-fn kept_records(kept: &[u8], start: usize) -> (Vec<(u8, &[u8])>, bool) {
-    let mut out = Vec::new();
+/// Collects one direction's cleartext handshake bytes into `out`: the bodies of handshake
+/// records from `start` until the first application-data record. Returns how many of those
+/// bytes came before the direction's first ChangeCipherSpec (under TLS ≤ 1.2 the rest is
+/// encrypted; under TLS 1.3 the CCS is only for middleboxes) and whether a record was cut.
+fn collect_handshake(kept: &[u8], start: usize, out: &mut Vec<u8>) -> (usize, bool) {
+    out.clear();
+    let mut before_ccs = None;
     let mut b = kept.get(start..).unwrap_or(&[]);
     while b.len() >= 5 {
         let len = usize::from(u16::from_be_bytes([b[3], b[4]]));
         if !(20..=24).contains(&b[0]) || b[1] != 3 {
-            return (out, false);
+            return (before_ccs.unwrap_or(out.len()), false);
         }
-        match b.get(5..5 + len) {
-            Some(body) => out.push((b[0], body)),
-            None => return (out, true),
-        }
-        b = &b[5 + len..];
-    }
-    (out, !b.is_empty())
-}
-
-/// Cleartext handshake bytes of one direction: handshake records up to its ChangeCipherSpec,
-/// or all of them when the connection is TLS 1.3 (its CCS is only for middleboxes).
-fn handshake_bytes(records: &[(u8, &[u8])], tls13: bool) -> Vec<u8> {
-    let mut hs = Vec::with_capacity(records.iter().map(|(_, b)| b.len()).sum());
-    for (t, body) in records {
-        match *t {
-            content::HANDSHAKE => hs.extend_from_slice(body),
-            content::CHANGE_CIPHER_SPEC if !tls13 => break,
+        let Some(body) = b.get(5..5 + len) else {
+            return (before_ccs.unwrap_or(out.len()), true);
+        };
+        match b[0] {
+            content::HANDSHAKE => out.extend_from_slice(body),
+            content::CHANGE_CIPHER_SPEC => {
+                before_ccs.get_or_insert(out.len());
+            }
             content::APPLICATION_DATA => break,
             _ => {}
         }
+        b = &b[5 + len..];
     }
-    hs
+    (
+        before_ccs.unwrap_or(out.len()),
+        !b.is_empty() && b.len() < 5,
+    )
 }
 
 fn alpn_string(p: &[u8]) -> String {
@@ -190,6 +189,8 @@ const MAX_MESSAGES: usize = 32;
 pub struct TlsCaches {
     pub ja4: ja4::Ja4Cache,
     pub certs: cert::CertCache,
+    /// Handshake bytes of the flow being analysed, reused from flow to flow.
+    scratch: [Vec<u8>; 2],
 }
 
 /// Analyses a flow already classified as TLS.
@@ -201,11 +202,17 @@ pub fn analyze(
 ) -> TlsFacts {
     let c_start = client.walker.start.map_or(0, |s| s as usize);
     let s_start = server.walker.start.map_or(0, |s| s as usize);
-    let (c_records, c_cut) = kept_records(client.kept, c_start);
-    let (s_records, s_cut) = kept_records(server.kept, s_start);
+    let TlsCaches {
+        ja4: ja4_cache,
+        certs: cert_cache,
+        scratch,
+    } = caches;
+    let [c_hs, s_hs] = scratch;
+    let (c_before_ccs, c_cut) = collect_handshake(client.kept, c_start, c_hs);
+    let (s_before_ccs, s_cut) = collect_handshake(server.kept, s_start, s_hs);
 
-    // Server first: the ServerHello decides whether later handshake records are cleartext.
-    let s_first = Messages::from_bytes(handshake_bytes(&s_records, false), MAX_MESSAGES);
+    // Server first: the ServerHello decides whether handshake records after a CCS are cleartext.
+    let s_first = Messages::from_bytes(&s_hs[..s_before_ccs], MAX_MESSAGES);
     let sh_first = s_first
         .first(msg::SERVER_HELLO)
         .and_then(handshake::parse_server_hello);
@@ -213,25 +220,34 @@ pub fn analyze(
         .as_ref()
         .is_some_and(|sh| sh.version() == 0x0304 || sh.hrr);
     let s_msgs = if tls13 {
-        Messages::from_bytes(handshake_bytes(&s_records, true), MAX_MESSAGES)
+        Messages::from_bytes(s_hs, MAX_MESSAGES)
     } else {
         s_first
     };
-    let c_msgs = Messages::from_bytes(handshake_bytes(&c_records, tls13), MAX_MESSAGES);
+    let c_msgs = Messages::from_bytes(
+        if tls13 {
+            &c_hs[..]
+        } else {
+            &c_hs[..c_before_ccs]
+        },
+        MAX_MESSAGES,
+    );
 
-    let hellos: Vec<ServerHello> = s_msgs
+    let mut server_hellos = s_msgs
         .iter()
         .filter(|(t, _)| *t == msg::SERVER_HELLO)
-        .filter_map(|(_, b)| handshake::parse_server_hello(b))
-        .collect();
-    let hrr = hellos.first().is_some_and(|h| h.hrr);
-    let sh = hellos.iter().find(|h| !h.hrr).cloned();
-    let client_hellos: Vec<ClientHello> = c_msgs
+        .filter_map(|(_, b)| handshake::parse_server_hello(b));
+    let first_sh = server_hellos.next();
+    let hrr = first_sh.as_ref().is_some_and(|h| h.hrr);
+    let sh = if hrr {
+        server_hellos.find(|h| !h.hrr)
+    } else {
+        first_sh
+    };
+    let mut ch = c_msgs
         .iter()
-        .filter(|(t, _)| *t == msg::CLIENT_HELLO)
-        .filter_map(|(_, b)| handshake::parse_client_hello(b))
-        .collect();
-    let mut ch = client_hellos.first().cloned();
+        .find(|(t, _)| *t == msg::CLIENT_HELLO)
+        .and_then(|(_, b)| handshake::parse_client_hello(b));
     let mut sslv2 = false;
     if ch.is_none()
         && crate::classify::tls::sslv2_client_hello(client.kept.get(c_start..).unwrap_or(&[]))
@@ -291,7 +307,7 @@ pub fn analyze(
         {
             Some(list) if list.is_empty() => ClientCert::Empty,
             Some(list) => {
-                certificates.client = list.iter().map(|d| caches.certs.describe(d)).collect();
+                certificates.client = list.iter().map(|d| cert_cache.describe(d)).collect();
                 ClientCert::Presented
             }
             None => ClientCert::None,
@@ -303,7 +319,7 @@ pub fn analyze(
             .first(msg::CERTIFICATE)
             .and_then(handshake::parse_certificate_list)
         {
-            certificates.server = list.iter().map(|d| caches.certs.describe(d)).collect();
+            certificates.server = list.iter().map(|d| cert_cache.describe(d)).collect();
         }
     }
 
@@ -339,7 +355,7 @@ pub fn analyze(
         ja4: ch
             .as_ref()
             .filter(|c| !c.sslv2)
-            .map(|c| caches.ja4.get(c, false)),
+            .map(|c| ja4_cache.get(c, false)),
         outcome: Outcome::Incomplete,
         sslv2_hello: sslv2,
         prefix: prefix_kind(client.kept, c_start),

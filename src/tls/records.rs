@@ -225,6 +225,24 @@ impl RecordWalker {
             return;
         }
         while i < bytes.len() && self.state == State::Synced {
+            // Fast path: a whole header in this segment.
+            if self.body_left == 0
+                && (self.hdr_have == 0 || self.hdr_have == 5)
+                && bytes.len() - i >= 5
+            {
+                self.hdr.copy_from_slice(&bytes[i..i + 5]);
+                self.hdr_have = 5;
+                i += 5;
+                self.start_record(at + i as u64 - 5);
+                if self.state == State::Synced && self.body_left == 0 {
+                    self.finish_record(order);
+                }
+                continue;
+            }
+            if self.body_left == 0 && self.hdr_have == 5 {
+                // The previous record ended exactly here: a new header starts.
+                self.hdr_have = 0;
+            }
             if self.body_left == 0 && self.hdr_have < 5 {
                 self.hdr[self.hdr_have as usize] = bytes[i];
                 self.hdr_have += 1;
@@ -281,6 +299,9 @@ impl RecordWalker {
             self.app_data_seen = true;
         }
         if self.events.len() < MAX_EVENTS {
+            if self.events.capacity() == 0 {
+                self.events.reserve_exact(16);
+            }
             self.events.push(self.cur);
         } else if self.cur.content_type == content::ALERT {
             if self.tail_alerts.len() == MAX_TAIL_ALERTS {
@@ -303,15 +324,15 @@ fn never_tls(kept: &[u8]) -> bool {
         }
         // A proxy's "200 Connection established" has no body; a response with one is not it.
         let head = &kept[..kept.len().min(SYNC_WINDOW)];
-        let end = crate::classify::http::find(head, b"\r\n\r\n").unwrap_or(head.len());
-        let lower = head[..end].to_ascii_lowercase();
-        return [
-            &b"\ncontent-length:"[..],
-            b"\ntransfer-encoding:",
-            b"\ncontent-type:",
-        ]
-        .iter()
-        .any(|h| crate::classify::http::find(&lower, h).is_some());
+        return crate::classify::http::header_lines(head).any(|line| {
+            [
+                &b"content-length:"[..],
+                b"transfer-encoding:",
+                b"content-type:",
+            ]
+            .iter()
+            .any(|name| crate::classify::http::strip_name(line, name).is_some())
+        });
     }
     crate::classify::http::is_request_start(kept)
 }
