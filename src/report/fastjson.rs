@@ -85,6 +85,13 @@ fn push_f64(out: &mut Vec<u8>, v: f64) {
     let _ = serde_json::to_writer(&mut *out, &v);
 }
 
+/// `k!("name")` is the constant `"name":` (keys never need escaping).
+macro_rules! k {
+    ($name:literal) => {
+        concat!("\"", $name, "\":")
+    };
+}
+
 /// Writes `{"k":v,...}`; keys are constants from this file (never need escaping).
 struct Obj<'a> {
     out: &'a mut Vec<u8>,
@@ -96,14 +103,13 @@ impl<'a> Obj<'a> {
         out.push(b'{');
         Obj { out, first: true }
     }
+    /// `k` is a key already quoted with its colon (see `k!`).
     fn key(&mut self, k: &str) -> &mut Vec<u8> {
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
-        self.out.push(b'"');
         self.out.extend_from_slice(k.as_bytes());
-        self.out.extend_from_slice(b"\":");
         self.out
     }
     fn str(&mut self, k: &str, v: &str) {
@@ -148,8 +154,8 @@ impl<'a> Obj<'a> {
     fn directions(&mut self, k: &str, d: &Directions) {
         let out = self.key(k);
         let mut o = Obj::new(out);
-        o.num("c2s", d.c2s);
-        o.num("s2c", d.s2c);
+        o.num(k!("c2s"), d.c2s);
+        o.num(k!("s2c"), d.s2c);
         o.end();
     }
     fn end(self) {
@@ -177,7 +183,7 @@ fn client_cert(v: ClientCert) -> &'static str {
 fn alert(out: &mut Vec<u8>, a: &Alert) {
     let mut o = Obj::new(out);
     o.str(
-        "from",
+        k!("from"),
         if a.from == Side::Client {
             "client"
         } else {
@@ -185,7 +191,7 @@ fn alert(out: &mut Vec<u8>, a: &Alert) {
         },
     );
     o.str(
-        "level",
+        k!("level"),
         match a.level {
             AlertLevel::Warning => "warning",
             AlertLevel::Fatal => "fatal",
@@ -193,43 +199,43 @@ fn alert(out: &mut Vec<u8>, a: &Alert) {
             AlertLevel::Unknown => "unknown",
         },
     );
-    o.opt_num("code", a.code.map(u64::from));
-    o.opt_str("description", a.description.as_deref());
-    o.bool("inferred", a.inferred);
-    o.opt_str("likely", a.likely.as_deref());
+    o.opt_num(k!("code"), a.code.map(u64::from));
+    o.opt_str(k!("description"), a.description.as_deref());
+    o.bool(k!("inferred"), a.inferred);
+    o.opt_str(k!("likely"), a.likely.as_deref());
     o.end();
 }
 
 fn tls(out: &mut Vec<u8>, t: &TlsFacts) {
     let mut o = Obj::new(out);
-    o.opt_str("version", t.version.as_deref());
-    o.strs("versions_offered", &t.versions_offered);
-    o.opt_str("sni", t.sni.as_deref());
-    o.strs("alpn_offered", &t.alpn_offered);
-    o.opt_str("alpn_selected", t.alpn_selected.as_deref());
-    o.opt_str("cipher", t.cipher.as_deref());
-    o.opt_str("cipher_id", t.cipher_id.as_deref());
-    o.bool("hrr", t.hrr);
+    o.opt_str(k!("version"), t.version.as_deref());
+    o.strs(k!("versions_offered"), &t.versions_offered);
+    o.opt_str(k!("sni"), t.sni.as_deref());
+    o.strs(k!("alpn_offered"), &t.alpn_offered);
+    o.opt_str(k!("alpn_selected"), t.alpn_selected.as_deref());
+    o.opt_str(k!("cipher"), t.cipher.as_deref());
+    o.opt_str(k!("cipher_id"), t.cipher_id.as_deref());
+    o.bool(k!("hrr"), t.hrr);
     o.opt_str(
-        "client_cert_requested",
+        k!("client_cert_requested"),
         t.client_cert_requested.map(requested),
     );
-    o.opt_str("client_cert", t.client_cert.map(client_cert));
+    o.opt_str(k!("client_cert"), t.client_cert.map(client_cert));
     o.opt_str(
-        "client_cert_inferred",
+        k!("client_cert_inferred"),
         t.client_cert_inferred.map(client_cert),
     );
     o.opt_str(
-        "client_cert_requested_inferred",
+        k!("client_cert_requested_inferred"),
         t.client_cert_requested_inferred.map(requested),
     );
-    o.opt_str("inference_basis", t.inference_basis.as_deref());
+    o.opt_str(k!("inference_basis"), t.inference_basis.as_deref());
     {
-        let out = o.key("certificates");
+        let out = o.key(k!("certificates"));
         let mut c = Obj::new(out);
         for (k, list) in [
-            ("server", &t.certificates.server),
-            ("client", &t.certificates.client),
+            (k!("server"), &t.certificates.server),
+            (k!("client"), &t.certificates.client),
         ] {
             let out = c.key(k);
             out.push(b'[');
@@ -244,7 +250,7 @@ fn tls(out: &mut Vec<u8>, t: &TlsFacts) {
         c.end();
     }
     {
-        let out = o.key("alerts");
+        let out = o.key(k!("alerts"));
         out.push(b'[');
         for (i, a) in t.alerts.iter().enumerate() {
             if i > 0 {
@@ -254,22 +260,22 @@ fn tls(out: &mut Vec<u8>, t: &TlsFacts) {
         }
         out.push(b']');
     }
-    o.opt_str("ja4", t.ja4.as_deref());
+    o.opt_str(k!("ja4"), t.ja4.as_deref());
     o.str(
-        "outcome",
+        k!("outcome"),
         match t.outcome {
             Outcome::Established => "established",
             Outcome::Rejected => "rejected",
             Outcome::Incomplete => "incomplete",
         },
     );
-    o.bool("sslv2_hello", t.sslv2_hello);
-    o.opt_str("prefix", t.prefix.as_deref());
-    o.strs("groups_offered", &t.groups_offered);
-    o.strs("key_share_groups", &t.key_share_groups);
-    o.num("cipher_suites_offered", t.cipher_suites_offered as u64);
-    o.bool("handshake_truncated", t.handshake_truncated);
-    o.directions("records", &t.records);
+    o.bool(k!("sslv2_hello"), t.sslv2_hello);
+    o.opt_str(k!("prefix"), t.prefix.as_deref());
+    o.strs(k!("groups_offered"), &t.groups_offered);
+    o.strs(k!("key_share_groups"), &t.key_share_groups);
+    o.num(k!("cipher_suites_offered"), t.cipher_suites_offered as u64);
+    o.bool(k!("handshake_truncated"), t.handshake_truncated);
+    o.directions(k!("records"), &t.records);
     o.end();
 }
 
@@ -285,22 +291,22 @@ fn value(out: &mut Vec<u8>, v: Option<&serde_json::Value>) {
 /// Appends the record's JSON object (no newline).
 pub fn flow(out: &mut Vec<u8>, r: &FlowRecord) {
     let mut o = Obj::new(out);
-    o.str("type", &r.kind);
-    o.num("id", r.id);
-    o.str("client", &r.client);
-    o.str("server", &r.server);
-    o.opt_str("interface", r.interface.as_deref());
-    o.opt_num("ifindex", r.ifindex.map(u64::from));
-    o.bool("link_loopback", r.link_loopback);
-    o.float("first_ts", r.first_ts);
-    o.float("last_ts", r.last_ts);
-    o.directions("packets", &r.packets);
-    o.directions("bytes", &r.bytes);
+    o.str(k!("type"), &r.kind);
+    o.num(k!("id"), r.id);
+    o.str(k!("client"), &r.client);
+    o.str(k!("server"), &r.server);
+    o.opt_str(k!("interface"), r.interface.as_deref());
+    o.opt_num(k!("ifindex"), r.ifindex.map(u64::from));
+    o.bool(k!("link_loopback"), r.link_loopback);
+    o.float(k!("first_ts"), r.first_ts);
+    o.float(k!("last_ts"), r.last_ts);
+    o.directions(k!("packets"), &r.packets);
+    o.directions(k!("bytes"), &r.bytes);
     {
-        let out = o.key("tcp");
+        let out = o.key(k!("tcp"));
         let mut t = Obj::new(out);
         t.str(
-            "start",
+            k!("start"),
             if r.tcp.start == TcpStart::Syn {
                 "syn"
             } else {
@@ -308,7 +314,7 @@ pub fn flow(out: &mut Vec<u8>, r: &FlowRecord) {
             },
         );
         t.str(
-            "end",
+            k!("end"),
             match r.tcp.end {
                 TcpEnd::Fin => "fin",
                 TcpEnd::Rst => "rst",
@@ -316,13 +322,13 @@ pub fn flow(out: &mut Vec<u8>, r: &FlowRecord) {
                 TcpEnd::Eof => "eof",
             },
         );
-        t.num("gaps", u64::from(r.tcp.gaps));
-        t.num("retransmits", u64::from(r.tcp.retransmits));
-        t.num("out_of_order", u64::from(r.tcp.out_of_order));
-        t.num("snaplen_cut", u64::from(r.tcp.snaplen_cut));
-        t.bool("evicted", r.tcp.evicted);
+        t.num(k!("gaps"), u64::from(r.tcp.gaps));
+        t.num(k!("retransmits"), u64::from(r.tcp.retransmits));
+        t.num(k!("out_of_order"), u64::from(r.tcp.out_of_order));
+        t.num(k!("snaplen_cut"), u64::from(r.tcp.snaplen_cut));
+        t.bool(k!("evicted"), r.tcp.evicted);
         t.str(
-            "client_by",
+            k!("client_by"),
             match r.tcp.client_by {
                 ClientBy::Syn => "syn",
                 ClientBy::Content => "content",
@@ -331,14 +337,14 @@ pub fn flow(out: &mut Vec<u8>, r: &FlowRecord) {
         );
         t.end();
     }
-    o.str("protocol", r.protocol.name());
+    o.str(k!("protocol"), r.protocol.name());
     match &r.tls {
-        Some(t) => tls(o.key("tls"), t),
-        None => o.key("tls").extend_from_slice(b"null"),
+        Some(t) => tls(o.key(k!("tls")), t),
+        None => o.key(k!("tls")).extend_from_slice(b"null"),
     }
-    value(o.key("http"), r.http.as_ref());
-    value(o.key("verdict"), r.verdict.as_ref());
-    o.str("file", &r.file);
+    value(o.key(k!("http")), r.http.as_ref());
+    value(o.key(k!("verdict")), r.verdict.as_ref());
+    o.str(k!("file"), &r.file);
     o.end();
 }
 
