@@ -82,6 +82,7 @@ impl<'s> Analysis<'s> {
             }
         };
         let mut table = FlowTable::new(self.cfg);
+        let mut quic = crate::flow::quic::QuicTable::default();
         table.set_next_id(self.next_id);
         let mut sink_err: Option<io::Error> = None;
         let sink = &mut *self.sink;
@@ -121,6 +122,17 @@ impl<'s> Analysis<'s> {
                     tcp_packets += 1;
                     table.push(&seg, &mut emit);
                 }
+                Decoded::Udp(d) => {
+                    let kind = if d.quic_long_header {
+                        NonTcp::Quic
+                    } else {
+                        NonTcp::Udp
+                    };
+                    self.non_tcp[kind.index()] += 1;
+                    let mut id = table.next_id();
+                    quic.push(&d, &mut id);
+                    table.set_next_id(id);
+                }
                 Decoded::NonTcp(kind) => self.non_tcp[kind.index()] += 1,
             }
             if let Some(e) = sink_err.take() {
@@ -146,6 +158,19 @@ impl<'s> Analysis<'s> {
                 sink_err = Some(e);
             }
         });
+        // QUIC flows end with their input (UDP has no close to wait for).
+        let quic_flows = quic.drain();
+        for flow in &quic_flows {
+            if sink_err.is_some() {
+                break;
+            }
+            let rec = report::quic_record(flow, interfaces, &file, caches);
+            summary.protocols.add(rec.protocol);
+            summary.bytes += rec.bytes.c2s + rec.bytes.s2c;
+            if let Err(e) = sink.flow(&rec) {
+                sink_err = Some(e);
+            }
+        }
         if let Some(e) = sink_err {
             return Err(e.into());
         }
@@ -153,7 +178,7 @@ impl<'s> Analysis<'s> {
         self.next_id = table.next_id();
         self.summary.packets += packets;
         self.summary.tcp_packets += tcp_packets;
-        self.summary.flows += stats.flows;
+        self.summary.flows += stats.flows + quic_flows.len() as u64;
         self.summary.evicted += stats.evicted;
         self.summary.late_packets += stats.late_packets;
         self.summary.max_live_flows = self.summary.max_live_flows.max(stats.max_live as u64);

@@ -151,7 +151,13 @@ fn tso_super_packets_count_their_full_payload() {
         f.bytes,
         f.packets
     );
-    assert_eq!((f.tcp.gaps, f.tcp.retransmits), (0, 0));
+    assert_eq!(
+        (
+            f.tcp.as_ref().unwrap().gaps,
+            f.tcp.as_ref().unwrap().retransmits
+        ),
+        (0, 0)
+    );
 }
 
 #[test]

@@ -83,7 +83,7 @@ fn table_on_a_pipe_has_no_colour_and_no_progress() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains('\x1b'), "colour codes on a pipe");
     assert!(
-        text.contains("PROTO") && text.contains("4 TCP flows (tls 1, http 1, other 1, empty 1)"),
+        text.contains("PROTO") && text.contains("4 flows (tls 1, http 1, other 1, empty 1)"),
         "{text}"
     );
     assert!(

@@ -155,18 +155,22 @@ fn every_tshark_tcp_stream_is_one_flow_with_the_same_ends_and_protocol() {
                 )),
             }
         }
-        if flows.len() != truth.tcp.len() {
+        let tcp_flows = flows.iter().filter(|f| f.tcp.is_some()).count();
+        if tcp_flows != truth.tcp.len() {
             failures.push(format!(
-                "{}: {} flows, tshark has {} TCP streams",
+                "{}: {tcp_flows} TCP flows, tshark has {} TCP streams",
                 truth.capture,
-                flows.len(),
                 truth.tcp.len()
             ));
         }
-        if truth.quic_rows > 0 && summary.non_tcp.quic == 0 {
+        let quic_flows = flows
+            .iter()
+            .filter(|f| f.protocol == Protocol::Quic)
+            .count();
+        if truth.quic_rows != quic_flows || (truth.quic_rows > 0 && summary.non_tcp.quic == 0) {
             failures.push(format!(
-                "{}: tshark sees QUIC, we counted none",
-                truth.capture
+                "{}: tshark sees {} QUIC streams, we report {quic_flows} QUIC flows",
+                truth.capture, truth.quic_rows
             ));
         }
     }

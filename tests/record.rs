@@ -35,7 +35,10 @@ fn fresh_recordings_analyze_like_the_committed_samples() {
                 let client_ip = f.client.rsplit_once(':').unwrap().0.to_string();
                 format!(
                     "{client_ip} -> {} {:?} {:?} {:?}",
-                    f.server, f.protocol, f.tcp.start, f.interface
+                    f.server,
+                    f.protocol,
+                    f.tcp.as_ref().map(|t| t.start),
+                    f.interface
                 )
             })
             .collect();

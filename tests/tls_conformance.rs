@@ -230,7 +230,8 @@ fn tls13_inference_agrees_with_the_decrypted_truth() {
         }
         let (capture, rows) = truth(&entry.path());
         let flows = flows_of(&public, &capture);
-        for row in &rows {
+        for row in rows.iter().filter(|r| !r["tcp_stream"].starts_with("udp:")) {
+            // QUIC hides its record sizes inside UDP datagrams: no inference there.
             let Some(t) = find(&flows, row).and_then(|f| f.tls.as_ref()) else {
                 continue;
             };
@@ -302,7 +303,7 @@ fn ja4_equals_the_reference_implementation() {
                     .lines()
                     .find_map(|l| l.trim().strip_prefix(&format!("{k}: ")).map(str::to_string))
             };
-            if get("transport").as_deref() != Some("tcp") {
+            if !matches!(get("transport").as_deref(), Some("tcp" | "quic")) {
                 continue;
             }
             let Some(want) = get("ja4") else { continue };
@@ -333,4 +334,28 @@ fn ja4_equals_the_reference_implementation() {
     }
     assert!(checked >= 8, "only {checked} JA4 references");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn quic_initials_are_decrypted_to_the_sni_and_alpn_tshark_sees() {
+    let Some(shared) = common::shared_or_skip("quic_initials") else { return };
+    let public = shared.join("captures-public");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(public.join("truth")).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.ends_with(".tsv") || name.ends_with(".decrypted.tsv") {
+            continue;
+        }
+        let (capture, rows) = truth(&entry.path());
+        for row in rows.iter().filter(|r| r["tcp_stream"].starts_with("udp:")) {
+            let flows = flows_of(&public, &capture);
+            let f = find(&flows, row).unwrap_or_else(|| panic!("{capture}: no QUIC flow {}", row["client"]));
+            assert_eq!(f.protocol, meshsniff::classify::Protocol::Quic);
+            let t = f.tls.as_ref().expect("QUIC carries TLS facts");
+            assert_eq!(t.sni.clone().unwrap_or_default(), row["sni"], "{capture}");
+            assert_eq!(t.alpn_offered.join(","), row["alpn_offered"], "{capture}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} QUIC flows");
 }

@@ -16,15 +16,18 @@ pub enum Protocol {
     H2c,
     Other,
     Empty,
+    /// QUIC over UDP (its Initial packets decrypted for the ClientHello).
+    Quic,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 5] = [
+    pub const ALL: [Protocol; 6] = [
         Protocol::Tls,
         Protocol::Http,
         Protocol::H2c,
         Protocol::Other,
         Protocol::Empty,
+        Protocol::Quic,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -33,6 +36,7 @@ impl Protocol {
             Protocol::H2c => "h2c",
             Protocol::Other => "other",
             Protocol::Empty => "empty",
+            Protocol::Quic => "quic",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! per packet. A closed flow leaves a small tombstone so that its late retransmissions and
 //! ACKs are not mistaken for a new mid-stream flow; a new SYN on the same 4-tuple does start one.
 
+pub mod quic;
 mod stream;
 
 pub use stream::Stream;

@@ -6,7 +6,7 @@
 //! Why: serde_json escapes every key of every record; on the benchmark that was 13 instructions
 //! per output byte and a quarter of the whole run (callgrind), for ~75 constant keys per flow.
 
-use super::schema::{ClientBy, Directions, FlowRecord, TcpEnd, TcpStart};
+use super::schema::{ClientBy, Directions, FlowRecord, TcpEnd, TcpStart, Transport};
 use crate::tls::{Alert, AlertLevel, ClientCert, Outcome, Requested, Side, TlsFacts};
 
 /// True when no byte needs escaping. Eight bytes at a time: a set high bit in `lt` marks a byte
@@ -302,12 +302,20 @@ pub fn flow(out: &mut Vec<u8>, r: &FlowRecord) {
     o.float(k!("last_ts"), r.last_ts);
     o.directions(k!("packets"), &r.packets);
     o.directions(k!("bytes"), &r.bytes);
-    {
+    o.str(
+        k!("transport"),
+        if r.transport == Transport::Tcp {
+            "tcp"
+        } else {
+            "udp"
+        },
+    );
+    if let Some(tcp) = &r.tcp {
         let out = o.key(k!("tcp"));
         let mut t = Obj::new(out);
         t.str(
             k!("start"),
-            if r.tcp.start == TcpStart::Syn {
+            if tcp.start == TcpStart::Syn {
                 "syn"
             } else {
                 "midstream"
@@ -315,27 +323,29 @@ pub fn flow(out: &mut Vec<u8>, r: &FlowRecord) {
         );
         t.str(
             k!("end"),
-            match r.tcp.end {
+            match tcp.end {
                 TcpEnd::Fin => "fin",
                 TcpEnd::Rst => "rst",
                 TcpEnd::Idle => "idle",
                 TcpEnd::Eof => "eof",
             },
         );
-        t.num(k!("gaps"), u64::from(r.tcp.gaps));
-        t.num(k!("retransmits"), u64::from(r.tcp.retransmits));
-        t.num(k!("out_of_order"), u64::from(r.tcp.out_of_order));
-        t.num(k!("snaplen_cut"), u64::from(r.tcp.snaplen_cut));
-        t.bool(k!("evicted"), r.tcp.evicted);
+        t.num(k!("gaps"), u64::from(tcp.gaps));
+        t.num(k!("retransmits"), u64::from(tcp.retransmits));
+        t.num(k!("out_of_order"), u64::from(tcp.out_of_order));
+        t.num(k!("snaplen_cut"), u64::from(tcp.snaplen_cut));
+        t.bool(k!("evicted"), tcp.evicted);
         t.str(
             k!("client_by"),
-            match r.tcp.client_by {
+            match tcp.client_by {
                 ClientBy::Syn => "syn",
                 ClientBy::Content => "content",
                 ClientBy::Port => "port",
             },
         );
         t.end();
+    } else {
+        o.key(k!("tcp")).extend_from_slice(b"null");
     }
     o.str(k!("protocol"), r.protocol.name());
     match &r.tls {

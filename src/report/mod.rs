@@ -118,7 +118,8 @@ pub fn flow_record(
             c2s: c.bytes,
             s2c: s.bytes,
         },
-        tcp: TcpFacts {
+        transport: Transport::Tcp,
+        tcp: Some(TcpFacts {
             start: match flow.start() {
                 Start::Syn => TcpStart::Syn,
                 Start::Midstream => TcpStart::Midstream,
@@ -139,9 +140,47 @@ pub fn flow_record(
                 ClientBasis::Content => ClientBy::Content,
                 ClientBasis::Port => ClientBy::Port,
             },
-        },
+        }),
         protocol,
         tls,
+        http: None,
+        verdict: None,
+        file: file.clone(),
+    }
+}
+
+/// Builds the record of a QUIC flow (reported at the end of its input).
+pub fn quic_record(
+    flow: &crate::flow::quic::QuicFlow,
+    interfaces: &[Interface],
+    file: &std::sync::Arc<str>,
+    caches: &mut tls::TlsCaches,
+) -> FlowRecord {
+    let established = flow.short_headers[0] > 0 && flow.short_headers[1] > 0;
+    FlowRecord {
+        kind: "flow".into(),
+        id: flow.id,
+        client: endpoint(flow.ends[0].0, flow.ends[0].1),
+        server: endpoint(flow.ends[1].0, flow.ends[1].1),
+        interface: interfaces
+            .get(flow.link.capture_if as usize)
+            .and_then(|i| i.name.clone()),
+        ifindex: flow.link.ifindex,
+        link_loopback: flow.link.loopback,
+        first_ts: ts_seconds(flow.first_ts),
+        last_ts: ts_seconds(flow.last_ts),
+        packets: Directions {
+            c2s: flow.packets[0],
+            s2c: flow.packets[1],
+        },
+        bytes: Directions {
+            c2s: flow.bytes[0],
+            s2c: flow.bytes[1],
+        },
+        transport: Transport::Udp,
+        tcp: None,
+        protocol: classify::Protocol::Quic,
+        tls: Some(tls::quic_facts(&flow.initials, established, caches)),
         http: None,
         verdict: None,
         file: file.clone(),

@@ -53,7 +53,15 @@ pub struct TcpFacts {
     pub client_by: ClientBy,
 }
 
-/// One TCP flow.
+/// The transport a flow runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+/// One flow: a TCP connection, or a QUIC connection over UDP.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowRecord {
     #[serde(rename = "type")]
@@ -71,9 +79,11 @@ pub struct FlowRecord {
     pub first_ts: f64,
     pub last_ts: f64,
     pub packets: Directions,
-    /// TCP payload bytes on the wire (retransmissions included).
+    /// Payload bytes on the wire: TCP payload (retransmissions included), or UDP payload.
     pub bytes: Directions,
-    pub tcp: TcpFacts,
+    pub transport: Transport,
+    /// TCP facts; null for QUIC flows.
+    pub tcp: Option<TcpFacts>,
     pub protocol: Protocol,
     /// TLS handshake facts; null for flows that are not TLS.
     pub tls: Option<crate::tls::TlsFacts>,
@@ -93,6 +103,7 @@ pub struct ProtocolCounts {
     pub h2c: u64,
     pub other: u64,
     pub empty: u64,
+    pub quic: u64,
 }
 
 impl ProtocolCounts {
@@ -103,6 +114,7 @@ impl ProtocolCounts {
             Protocol::H2c => self.h2c += 1,
             Protocol::Other => self.other += 1,
             Protocol::Empty => self.empty += 1,
+            Protocol::Quic => self.quic += 1,
         }
     }
     pub fn get(&self, p: Protocol) -> u64 {
@@ -112,6 +124,7 @@ impl ProtocolCounts {
             Protocol::H2c => self.h2c,
             Protocol::Other => self.other,
             Protocol::Empty => self.empty,
+            Protocol::Quic => self.quic,
         }
     }
 }

@@ -69,22 +69,25 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 fn tcp_cell(r: &FlowRecord) -> String {
-    let start = match r.tcp.start {
+    let Some(tcp) = &r.tcp else {
+        return "udp".into();
+    };
+    let start = match tcp.start {
         TcpStart::Syn => "syn",
         TcpStart::Midstream => "mid",
     };
-    let end = match r.tcp.end {
+    let end = match tcp.end {
         TcpEnd::Fin => "fin",
         TcpEnd::Rst => "rst",
-        TcpEnd::Idle if r.tcp.evicted => "evicted",
+        TcpEnd::Idle if tcp.evicted => "evicted",
         TcpEnd::Idle => "idle",
         TcpEnd::Eof => "eof",
     };
     let mut s = format!("{start}..{end}");
-    if r.tcp.gaps > 0 {
-        s.push_str(&format!(" gaps={}", r.tcp.gaps));
+    if tcp.gaps > 0 {
+        s.push_str(&format!(" gaps={}", tcp.gaps));
     }
-    if r.tcp.snaplen_cut > 0 {
+    if tcp.snaplen_cut > 0 {
         s.push_str(" cut");
     }
     s
@@ -97,6 +100,7 @@ impl<W: Write> Sink for TableSink<W> {
         let proto = match r.protocol {
             Protocol::Tls => self.paint("32", &proto),
             Protocol::Http | Protocol::H2c => self.paint("33", &proto),
+            Protocol::Quic => self.paint("36", &proto),
             Protocol::Other | Protocol::Empty => self.paint("2", &proto),
         };
         let iface = match (&r.interface, r.ifindex) {
@@ -141,7 +145,7 @@ impl<W: Write> Sink for TableSink<W> {
         };
         writeln!(
             self.out,
-            "{} TCP flows{by_proto} · {} packets · {} bytes of TCP payload",
+            "{} flows{by_proto} · {} packets · {} bytes of payload",
             s.flows,
             s.packets,
             human_bytes(s.bytes)

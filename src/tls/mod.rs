@@ -11,6 +11,7 @@ pub mod cert;
 pub mod handshake;
 pub mod ja4;
 pub mod names;
+pub mod quic;
 pub mod records;
 
 use handshake::{Messages, ServerHello, msg};
@@ -619,4 +620,80 @@ fn infer_tls13(
     }
     facts.inference_basis = Some(basis);
     rejected
+}
+
+/// TLS facts of a QUIC connection: what its decrypted Initial ClientHello offers. The server's
+/// side (version, cipher, certificates) is in Handshake packets, out of reach: null or hidden.
+pub fn quic_facts(
+    initials: &quic::QuicInitials,
+    established: bool,
+    caches: &mut TlsCaches,
+) -> TlsFacts {
+    let ch = initials.client_hello();
+    let not_grease = |v: &&u16| !handshake::is_grease(**v);
+    TlsFacts {
+        version: established.then_some(Cow::Borrowed("1.3")),
+        versions_offered: ch
+            .as_ref()
+            .map(|c| {
+                c.supported_versions
+                    .iter()
+                    .filter(not_grease)
+                    .map(|v| names::version(*v))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        sni: ch.as_ref().and_then(|c| c.sni.clone()),
+        alpn_offered: ch
+            .as_ref()
+            .map(|c| c.alpn.iter().map(|p| alpn_string(p)).collect())
+            .unwrap_or_default(),
+        alpn_selected: ch
+            .as_ref()
+            .filter(|c| !c.alpn.is_empty())
+            .map(|_| "hidden".to_string()),
+        cipher: None,
+        cipher_id: None,
+        hrr: false,
+        client_cert_requested: Some(Requested::Hidden),
+        client_cert: Some(ClientCert::Hidden),
+        client_cert_inferred: None,
+        client_cert_requested_inferred: None,
+        inference_basis: None,
+        certificates: Certificates::default(),
+        alerts: Vec::new(),
+        ja4: ch.as_ref().map(|c| caches.ja4.get(c, true)),
+        outcome: if established {
+            Outcome::Established
+        } else {
+            Outcome::Incomplete
+        },
+        sslv2_hello: false,
+        prefix: None,
+        groups_offered: ch
+            .as_ref()
+            .map(|c| {
+                c.groups
+                    .iter()
+                    .filter(not_grease)
+                    .map(|g| names::group(*g))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        key_share_groups: ch
+            .as_ref()
+            .map(|c| {
+                c.key_share_groups
+                    .iter()
+                    .filter(not_grease)
+                    .map(|g| names::group(*g))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        cipher_suites_offered: ch
+            .as_ref()
+            .map_or(0, |c| c.ciphers.iter().filter(not_grease).count()),
+        handshake_truncated: ch.is_none() && initials.decrypted > 0,
+        records: crate::report::Directions::default(),
+    }
 }

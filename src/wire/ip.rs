@@ -198,7 +198,7 @@ fn transport(
 ) -> Decoded<'_> {
     match protocol {
         proto::TCP => tcp::decode(captured, wire_len, src, dst, ts, link),
-        proto::UDP => udp(captured, ts, link, depth),
+        proto::UDP => udp(captured, src, dst, ts, link, depth),
         proto::ICMP => Decoded::NonTcp(NonTcp::Icmp),
         proto::ICMPV6 => Decoded::NonTcp(NonTcp::Icmpv6),
         proto::IPIP | proto::IPV6 if depth < MAX_DEPTH => decode_ip(captured, ts, link, depth + 1),
@@ -249,7 +249,7 @@ const VXLAN: u16 = 4789;
 const VXLAN_GPE: u16 = 4790;
 const GENEVE: u16 = 6081;
 
-fn udp(data: &[u8], ts: u64, link: LinkInfo, depth: u8) -> Decoded<'_> {
+fn udp(data: &[u8], src: Addr, dst: Addr, ts: u64, link: LinkInfo, depth: u8) -> Decoded<'_> {
     let (Some(sport), Some(dport)) = (be16(data, 0), be16(data, 2)) else {
         return Decoded::NonTcp(NonTcp::Truncated);
     };
@@ -278,11 +278,16 @@ fn udp(data: &[u8], ts: u64, link: LinkInfo, depth: u8) -> Decoded<'_> {
             }
         }
     }
-    if looks_like_quic(payload) {
-        Decoded::NonTcp(NonTcp::Quic)
-    } else {
-        Decoded::NonTcp(NonTcp::Udp)
-    }
+    Decoded::Udp(super::Datagram {
+        ts_ns: ts,
+        link,
+        src,
+        dst,
+        sport,
+        dport,
+        payload,
+        quic_long_header: looks_like_quic(payload),
+    })
 }
 
 /// A QUIC long-header packet (RFC 9000 §17.2) with a version we know: v1, v2, drafts, or version

@@ -142,7 +142,23 @@ impl NonTcp {
 #[derive(Debug, Clone, Copy)]
 pub enum Decoded<'a> {
     Tcp(Segment<'a>),
+    /// UDP (counted as `udp`, or `quic` for a QUIC long header) handed on for QUIC flows.
+    Udp(Datagram<'a>),
     NonTcp(NonTcp),
+}
+
+/// A UDP datagram, borrowing its payload from the frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram<'a> {
+    pub ts_ns: u64,
+    pub link: LinkInfo,
+    pub src: Addr,
+    pub dst: Addr,
+    pub sport: u16,
+    pub dport: u16,
+    pub payload: &'a [u8],
+    /// A QUIC long-header packet of a known version.
+    pub quic_long_header: bool,
 }
 
 /// Tunnels nest at most this deep (GRE in VXLAN in …); deeper is `Malformed`.

@@ -18,6 +18,11 @@ fn frame(link_type: LinkType, data: &[u8]) -> Frame<'_> {
 fn kind(link_type: LinkType, data: &[u8]) -> Option<NonTcp> {
     match decode(&frame(link_type, data)) {
         Decoded::Tcp(_) => None,
+        Decoded::Udp(d) => Some(if d.quic_long_header {
+            NonTcp::Quic
+        } else {
+            NonTcp::Udp
+        }),
         Decoded::NonTcp(k) => Some(k),
     }
 }
