@@ -215,6 +215,41 @@ SSLKEYLOGFILE="$out/tls13-mtls-nocert-nginx.keys" inC curl -s -o /dev/null --cac
   --resolve api.test:8443:$SIP "https://api.test:8443/secret" || true
 done_with "$srv"; stop_capture "$out/tls13-mtls-nocert-nginx.pcap"
 
+# STARTTLS: an SMTP-style exchange in clear, then TLS on the same connection (python3 ssl
+# server, smtplib client).
+cat > smtp-starttls.py <<'PY'
+import socket, ssl, sys
+host, cert, key = sys.argv[1], sys.argv[2], sys.argv[3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((host, 2525)); s.listen(1)
+c, _ = s.accept()
+f = c.makefile("rb")
+c.sendall(b"220 mail.test ESMTP\r\n")
+f.readline()                                   # EHLO
+c.sendall(b"250-mail.test\r\n250 STARTTLS\r\n")
+f.readline()                                   # STARTTLS
+c.sendall(b"220 Ready to start TLS\r\n")
+t = ctx.wrap_socket(c, server_side=True)
+tf = t.makefile("rb")
+tf.readline()                                  # EHLO again, now encrypted
+t.sendall(b"250 mail.test\r\n")
+tf.readline()                                  # QUIT
+t.sendall(b"221 bye\r\n")
+t.close()
+PY
+start_capture $S "$out/starttls-smtp.pcap" -i veth-s tcp
+bgS python3 smtp-starttls.py $SIP api.test.crt api.test.key
+srv=$(server_pid); wait_port $S 2525
+inC python3 -c '
+import smtplib, ssl, sys
+s = smtplib.SMTP(sys.argv[1], 2525, local_hostname="client.test", timeout=10)
+s.starttls(context=ssl._create_unverified_context())
+s.quit()' $SIP || true
+done_with "$srv"; stop_capture "$out/starttls-smtp.pcap"
+
 # --- 9. Derived: the same HTTP traffic with two VLAN tags (802.1ad 300 around 802.1Q 42) added
 # to every Ethernet header. The kernel here has no 8021q module, so stacked VLAN interfaces
 # cannot be made; the tags are inserted into the real frames instead (lengths adjusted).

@@ -118,3 +118,16 @@ pub fn check_tls(data: &[u8]) {
         assert!(facts.inference_basis.is_some());
     }
 }
+
+/// QUIC Initial handling: arbitrary datagrams (the input split at 0xff bytes) from the client.
+/// Invariants: no panic, the CRYPTO stream stays bounded, and a ClientHello is only reported
+/// when a packet actually decrypted.
+pub fn check_quic(data: &[u8]) {
+    let mut q = crate::tls::quic::QuicInitials::default();
+    for d in data.split(|&b| b == 0xff) {
+        q.client_datagram(d);
+    }
+    if q.decrypted == 0 {
+        assert!(q.client_hello().is_none());
+    }
+}

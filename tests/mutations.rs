@@ -111,3 +111,35 @@ fn tls_invariants_hold_on_mutated_handshakes_from_real_captures() {
     }
     assert!(cases >= 1000, "only {cases}");
 }
+
+#[test]
+fn quic_invariants_hold_on_mutated_real_initials() {
+    // Real QUIC Initials from the public corpus (when present), bit-flipped.
+    let Some(shared) = common::shared() else {
+        common::skip("quic_mutations", "../shared/captures-public is not beside this checkout");
+        return;
+    };
+    let bytes = common::read(&shared.join("captures-public/ja4/quic-tls-handshake.pcapng"));
+    let mut reader = meshsniff::pcap::PcapReader::new(&bytes[..]).unwrap();
+    let frame = reader.next_frame().unwrap().expect("one packet");
+    let initial = match meshsniff::wire::decode(&frame) {
+        meshsniff::wire::Decoded::Udp(d) => d.payload.to_vec(),
+        other => panic!("not UDP: {other:?}"),
+    };
+    let initial = &initial[..];
+    let mut q = meshsniff::tls::quic::QuicInitials::default();
+    q.client_datagram(initial);
+    let ch = q.client_hello().expect("the unmutated Initial decrypts to a ClientHello");
+    assert_eq!(ch.sni.as_deref(), Some("www.google.com"));
+    let mut rng = Rng(99);
+    meshsniff::fuzzing::check_quic(initial);
+    for _ in 0..2000 {
+        let mut m = initial.to_vec();
+        for _ in 0..1 + rng.below(4) {
+            let i = rng.below(m.len());
+            m[i] ^= 1 << rng.below(8);
+        }
+        m.truncate(rng.below(m.len() + 1));
+        meshsniff::fuzzing::check_quic(&m);
+    }
+}

@@ -165,6 +165,10 @@ fn recorded_scenarios_say_what_happened() {
         istio.sni.as_deref(),
         Some("outbound_.8080_._.reviews.default.svc.cluster.local")
     );
+    // TLS after a cleartext SMTP exchange: found, and said to follow a STARTTLS prefix.
+    let starttls = get("starttls-smtp.pcap");
+    assert_eq!((starttls.prefix.as_deref(), starttls.version.as_deref()), (Some("starttls"), Some("1.3")));
+    assert_eq!(starttls.outcome, Outcome::Established);
     let mtls12 = get("tls12-mtls-openssl.pcap");
     assert_eq!(
         mtls12.certificates.client[0].san,
