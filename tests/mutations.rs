@@ -116,7 +116,10 @@ fn tls_invariants_hold_on_mutated_handshakes_from_real_captures() {
 fn quic_invariants_hold_on_mutated_real_initials() {
     // Real QUIC Initials from the public corpus (when present), bit-flipped.
     let Some(shared) = common::shared() else {
-        common::skip("quic_mutations", "../shared/captures-public is not beside this checkout");
+        common::skip(
+            "quic_mutations",
+            "../shared/captures-public is not beside this checkout",
+        );
         return;
     };
     let bytes = common::read(&shared.join("captures-public/ja4/quic-tls-handshake.pcapng"));
@@ -129,7 +132,9 @@ fn quic_invariants_hold_on_mutated_real_initials() {
     let initial = &initial[..];
     let mut q = meshsniff::tls::quic::QuicInitials::default();
     q.client_datagram(initial);
-    let ch = q.client_hello().expect("the unmutated Initial decrypts to a ClientHello");
+    let ch = q
+        .client_hello()
+        .expect("the unmutated Initial decrypts to a ClientHello");
     assert_eq!(ch.sni.as_deref(), Some("www.google.com"));
     let mut rng = Rng(99);
     meshsniff::fuzzing::check_quic(initial);

@@ -338,7 +338,9 @@ fn ja4_equals_the_reference_implementation() {
 
 #[test]
 fn quic_initials_are_decrypted_to_the_sni_and_alpn_tshark_sees() {
-    let Some(shared) = common::shared_or_skip("quic_initials") else { return };
+    let Some(shared) = common::shared_or_skip("quic_initials") else {
+        return;
+    };
     let public = shared.join("captures-public");
     let mut checked = 0;
     for entry in std::fs::read_dir(public.join("truth")).unwrap().flatten() {
@@ -349,7 +351,8 @@ fn quic_initials_are_decrypted_to_the_sni_and_alpn_tshark_sees() {
         let (capture, rows) = truth(&entry.path());
         for row in rows.iter().filter(|r| r["tcp_stream"].starts_with("udp:")) {
             let flows = flows_of(&public, &capture);
-            let f = find(&flows, row).unwrap_or_else(|| panic!("{capture}: no QUIC flow {}", row["client"]));
+            let f = find(&flows, row)
+                .unwrap_or_else(|| panic!("{capture}: no QUIC flow {}", row["client"]));
             assert_eq!(f.protocol, meshsniff::classify::Protocol::Quic);
             let t = f.tls.as_ref().expect("QUIC carries TLS facts");
             assert_eq!(t.sni.clone().unwrap_or_default(), row["sni"], "{capture}");

@@ -167,7 +167,10 @@ fn recorded_scenarios_say_what_happened() {
     );
     // TLS after a cleartext SMTP exchange: found, and said to follow a STARTTLS prefix.
     let starttls = get("starttls-smtp.pcap");
-    assert_eq!((starttls.prefix.as_deref(), starttls.version.as_deref()), (Some("starttls"), Some("1.3")));
+    assert_eq!(
+        (starttls.prefix.as_deref(), starttls.version.as_deref()),
+        (Some("starttls"), Some("1.3"))
+    );
     assert_eq!(starttls.outcome, Outcome::Established);
     let mtls12 = get("tls12-mtls-openssl.pcap");
     assert_eq!(

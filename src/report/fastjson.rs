@@ -273,6 +273,11 @@ fn tls(out: &mut Vec<u8>, t: &TlsFacts) {
     o.opt_str(k!("prefix"), t.prefix.as_deref());
     o.strs(k!("groups_offered"), &t.groups_offered);
     o.strs(k!("key_share_groups"), &t.key_share_groups);
+    o.strs(k!("signature_algorithms"), &t.signature_algorithms);
+    o.opt_str(
+        k!("client_legacy_version"),
+        t.client_legacy_version.as_deref(),
+    );
     o.num(k!("cipher_suites_offered"), t.cipher_suites_offered as u64);
     o.bool(k!("handshake_truncated"), t.handshake_truncated);
     o.directions(k!("records"), &t.records);

@@ -119,6 +119,10 @@ pub struct TlsFacts {
     pub prefix: Option<String>,
     pub groups_offered: Vec<Name>,
     pub key_share_groups: Vec<Name>,
+    /// The ClientHello's signature_algorithms, in order (GREASE left out).
+    pub signature_algorithms: Vec<Name>,
+    /// The ClientHello's legacy_version field (what TLS 1.3 clients set to 1.2).
+    pub client_legacy_version: Option<Name>,
     pub cipher_suites_offered: usize,
     /// A handshake message was cut (capture loss or the per-flow byte cap).
     pub handshake_truncated: bool,
@@ -380,6 +384,17 @@ pub fn analyze(
                     .collect()
             })
             .unwrap_or_default(),
+        signature_algorithms: ch
+            .as_ref()
+            .map(|c| {
+                c.signature_algorithms
+                    .iter()
+                    .filter(|v| !handshake::is_grease(**v))
+                    .map(|v| names::signature_scheme(*v))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        client_legacy_version: ch.as_ref().map(|c| names::version(c.legacy_version)),
         cipher_suites_offered: ch.as_ref().map_or(0, |c| {
             c.ciphers
                 .iter()
@@ -690,6 +705,17 @@ pub fn quic_facts(
                     .collect()
             })
             .unwrap_or_default(),
+        signature_algorithms: ch
+            .as_ref()
+            .map(|c| {
+                c.signature_algorithms
+                    .iter()
+                    .filter(|v| !handshake::is_grease(**v))
+                    .map(|v| names::signature_scheme(*v))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        client_legacy_version: ch.as_ref().map(|c| names::version(c.legacy_version)),
         cipher_suites_offered: ch
             .as_ref()
             .map_or(0, |c| c.ciphers.iter().filter(not_grease).count()),

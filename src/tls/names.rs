@@ -144,3 +144,26 @@ pub fn group(id: u16) -> Cow<'static, str> {
 pub fn tls13_hash_len(cipher: u16) -> usize {
     if cipher == 0x1302 { 48 } else { 32 }
 }
+
+/// Signature schemes (IANA "TLS SignatureScheme").
+pub fn signature_scheme(id: u16) -> Cow<'static, str> {
+    match id {
+        0x0401 => "rsa_pkcs1_sha256".into(),
+        0x0501 => "rsa_pkcs1_sha384".into(),
+        0x0601 => "rsa_pkcs1_sha512".into(),
+        0x0403 => "ecdsa_secp256r1_sha256".into(),
+        0x0503 => "ecdsa_secp384r1_sha384".into(),
+        0x0603 => "ecdsa_secp521r1_sha512".into(),
+        0x0804 => "rsa_pss_rsae_sha256".into(),
+        0x0805 => "rsa_pss_rsae_sha384".into(),
+        0x0806 => "rsa_pss_rsae_sha512".into(),
+        0x0807 => "ed25519".into(),
+        0x0808 => "ed448".into(),
+        0x0809 => "rsa_pss_pss_sha256".into(),
+        0x080a => "rsa_pss_pss_sha384".into(),
+        0x080b => "rsa_pss_pss_sha512".into(),
+        0x0201 => "rsa_pkcs1_sha1".into(),
+        0x0203 => "ecdsa_sha1".into(),
+        _ => format!("0x{id:04x}").into(),
+    }
+}
