@@ -250,6 +250,23 @@ s.starttls(context=ssl._create_unverified_context())
 s.quit()' $SIP || true
 done_with "$srv"; stop_capture "$out/starttls-smtp.pcap"
 
+# IPv6 with an extension header: the client socket carries a Destination Options header
+# (IPV6_DSTOPTS sticky option, one PadN option) on every packet it sends.
+# Filter `ip6`, not `tcp`: libpcap's `tcp` does not look past IPv6 extension headers.
+start_capture $S "$out/ipv6-dstopts.pcap" -i veth-s ip6
+bgS python3 -m http.server --bind $SIP6 8080 --directory www
+srv=$(server_pid); wait_port $S 8080
+inC python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, getattr(socket, "IPV6_DSTOPTS", 59), bytes([0, 0, 1, 4, 0, 0, 0, 0]))
+s.connect((sys.argv[1], 8080, 0, 0))
+s.sendall(b"GET /index.html HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n")
+while s.recv(4096):
+    pass
+s.close()' $SIP6
+done_with "$srv"; stop_capture "$out/ipv6-dstopts.pcap"
+
 # --- 9. Derived: the same HTTP traffic with two VLAN tags (802.1ad 300 around 802.1Q 42) added
 # to every Ethernet header. The kernel here has no 8021q module, so stacked VLAN interfaces
 # cannot be made; the tags are inserted into the real frames instead (lengths adjusted).
@@ -271,6 +288,30 @@ PY
 
 # --- 10. Derived: the HTTP capture without its first three packets (a mid-stream start) ---------
 editcap -F pcap -r "$out/http-python-curl.pcap" "$out/midstream-http.pcap" 4-1000000 >/dev/null
+
+# --- 11. Derived: raw-IP link types (LINKTYPE_RAW 101, IPV4 228, IPV6 229), made by removing
+# the Ethernet header from every frame of real captures, as a capture on a tun device or a
+# routed interface would show them.
+python3 - "$out" <<'PY'
+import struct, sys
+out = sys.argv[1]
+def relink(src, dst, linktype):
+    data = open(f"{out}/{src}", "rb").read()
+    magic = data[:4]
+    e = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    hdr = bytearray(data[:24])
+    struct.pack_into(e + "I", hdr, 20, linktype)
+    res, at = bytes(hdr), 24
+    while at + 16 <= len(data):
+        sec, frac, incl, orig = struct.unpack_from(e + "IIII", data, at)
+        frame = data[at + 16:at + 16 + incl]
+        res += struct.pack(e + "IIII", sec, frac, incl - 14, orig - 14) + frame[14:]
+        at += 16 + incl
+    open(f"{out}/{dst}", "wb").write(res)
+relink("http-python-curl.pcap", "rawip-101-http.pcap", 101)
+relink("tls13-openssl.pcap", "rawip4-228-tls.pcap", 228)
+relink("ipv6-dstopts.pcap", "rawip6-229-http.pcap", 229)
+PY
 
 chmod 0644 "$out"/*.pcap "$out"/*.pcapng "$out"/*.keys 2>/dev/null || true
 echo "record.sh: wrote $(ls "$out"/*.pcap "$out"/*.pcapng | wc -l) captures to $out"
