@@ -236,7 +236,7 @@ pub mod http {
         if method.is_empty() || !method.iter().all(|b| b.is_ascii_uppercase() || *b == b'-') {
             return false;
         }
-        let line_end = d.iter().take(16 * 1024).position(|&b| b == b'\n');
+        let line_end = memchr::memchr(b'\n', &d[..d.len().min(16 * 1024)]);
         match line_end {
             Some(end) => {
                 let line = d[..end].strip_suffix(b"\r").unwrap_or(&d[..end]);

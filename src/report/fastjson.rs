@@ -273,7 +273,10 @@ fn tls(out: &mut Vec<u8>, t: &TlsFacts) {
     o.opt_str(k!("prefix"), t.prefix.as_deref());
     o.strs(k!("groups_offered"), &t.groups_offered);
     o.strs(k!("key_share_groups"), &t.key_share_groups);
-    o.strs(k!("signature_algorithms"), &t.signature_algorithms);
+    o.num(
+        k!("signature_algorithms_offered"),
+        t.signature_algorithms_offered as u64,
+    );
     o.opt_str(
         k!("client_legacy_version"),
         t.client_legacy_version.as_deref(),

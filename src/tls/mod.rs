@@ -119,8 +119,8 @@ pub struct TlsFacts {
     pub prefix: Option<String>,
     pub groups_offered: Vec<Name>,
     pub key_share_groups: Vec<Name>,
-    /// The ClientHello's signature_algorithms, in order (GREASE left out).
-    pub signature_algorithms: Vec<Name>,
+    /// How many signature algorithms the ClientHello offers (GREASE left out).
+    pub signature_algorithms_offered: usize,
     /// The ClientHello's legacy_version field (what TLS 1.3 clients set to 1.2).
     pub client_legacy_version: Option<Name>,
     pub cipher_suites_offered: usize,
@@ -384,16 +384,12 @@ pub fn analyze(
                     .collect()
             })
             .unwrap_or_default(),
-        signature_algorithms: ch
-            .as_ref()
-            .map(|c| {
-                c.signature_algorithms
-                    .iter()
-                    .filter(|v| !handshake::is_grease(**v))
-                    .map(|v| names::signature_scheme(*v))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        signature_algorithms_offered: ch.as_ref().map_or(0, |c| {
+            c.signature_algorithms
+                .iter()
+                .filter(|v| !handshake::is_grease(**v))
+                .count()
+        }),
         client_legacy_version: ch.as_ref().map(|c| names::version(c.legacy_version)),
         cipher_suites_offered: ch.as_ref().map_or(0, |c| {
             c.ciphers
@@ -705,16 +701,12 @@ pub fn quic_facts(
                     .collect()
             })
             .unwrap_or_default(),
-        signature_algorithms: ch
-            .as_ref()
-            .map(|c| {
-                c.signature_algorithms
-                    .iter()
-                    .filter(|v| !handshake::is_grease(**v))
-                    .map(|v| names::signature_scheme(*v))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        signature_algorithms_offered: ch.as_ref().map_or(0, |c| {
+            c.signature_algorithms
+                .iter()
+                .filter(|v| !handshake::is_grease(**v))
+                .count()
+        }),
         client_legacy_version: ch.as_ref().map(|c| names::version(c.legacy_version)),
         cipher_suites_offered: ch
             .as_ref()

@@ -164,6 +164,20 @@ pub fn signature_scheme(id: u16) -> Cow<'static, str> {
         0x080b => "rsa_pss_pss_sha512".into(),
         0x0201 => "rsa_pkcs1_sha1".into(),
         0x0203 => "ecdsa_sha1".into(),
+        0x081a => "ecdsa_brainpoolP256r1tls13_sha256".into(),
+        0x081b => "ecdsa_brainpoolP384r1tls13_sha384".into(),
+        0x081c => "ecdsa_brainpoolP512r1tls13_sha512".into(),
+        // TLS 1.2 SignatureAndHashAlgorithm pairs (RFC 5246 §7.4.1.4.1) not named above.
+        0x0101 => "rsa_md5".into(),
+        0x0102 => "dsa_md5".into(),
+        0x0103 => "ecdsa_md5".into(),
+        0x0202 => "dsa_sha1".into(),
+        0x0301 => "rsa_sha224".into(),
+        0x0302 => "dsa_sha224".into(),
+        0x0303 => "ecdsa_sha224".into(),
+        0x0402 => "dsa_sha256".into(),
+        0x0502 => "dsa_sha384".into(),
+        0x0602 => "dsa_sha512".into(),
         _ => format!("0x{id:04x}").into(),
     }
 }
