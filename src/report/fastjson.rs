@@ -66,18 +66,9 @@ pub fn push_str(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
 }
 
-fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+fn push_u64(out: &mut Vec<u8>, v: u64) {
+    let (buf, start) = super::decimal(v);
+    out.extend_from_slice(&buf[start..]);
 }
 
 fn push_f64(out: &mut Vec<u8>, v: f64) {

@@ -44,8 +44,17 @@ pub fn endpoint(addr: Addr, port: u16) -> String {
     s
 }
 
-fn push_decimal(s: &mut String, mut v: u32) {
-    let mut buf = [0u8; 10];
+fn push_decimal(s: &mut String, v: u32) {
+    let (buf, start) = decimal(u64::from(v));
+    for &d in &buf[start..] {
+        s.push(char::from(d));
+    }
+}
+
+/// `v` in decimal as `buf[start..]`, without allocating (shared by the endpoint and JSON
+/// writers).
+pub(crate) fn decimal(mut v: u64) -> ([u8; 20], usize) {
+    let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -55,9 +64,7 @@ fn push_decimal(s: &mut String, mut v: u32) {
             break;
         }
     }
-    for &d in &buf[i..] {
-        s.push(char::from(d));
-    }
+    (buf, i)
 }
 
 /// Builds the record of a finished flow: orientation, classification, counters.

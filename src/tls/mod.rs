@@ -14,7 +14,7 @@ pub mod names;
 pub mod quic;
 pub mod records;
 
-use handshake::{Messages, ServerHello, msg};
+use handshake::{ClientHello, Messages, ServerHello, msg};
 use records::{RecordEvent, RecordWalker, content};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -187,6 +187,69 @@ fn alpn_string(p: &[u8]) -> String {
     }
 }
 
+/// Every field a ClientHello decides, with the rest empty: the common base of the facts of a
+/// TLS flow and of a QUIC flow. GREASE values are left out of lists and counts.
+fn client_hello_facts(
+    ch: Option<&ClientHello>,
+    quic: bool,
+    ja4_cache: &mut ja4::Ja4Cache,
+) -> TlsFacts {
+    fn named(list: &[u16], name: impl Fn(u16) -> Name) -> Vec<Name> {
+        list.iter()
+            .filter(|v| !handshake::is_grease(**v))
+            .map(|v| name(*v))
+            .collect()
+    }
+    let not_grease = |v: &&u16| !handshake::is_grease(**v);
+    let versions_offered = match ch {
+        Some(c)
+            if c.supported_versions
+                .iter()
+                .any(|v| !handshake::is_grease(*v)) =>
+        {
+            named(&c.supported_versions, names::version)
+        }
+        Some(c) => vec![names::version(c.legacy_version)],
+        None => Vec::new(),
+    };
+    TlsFacts {
+        version: None,
+        versions_offered,
+        sni: ch.and_then(|c| c.sni.clone()),
+        alpn_offered: ch
+            .map(|c| c.alpn.iter().map(|p| alpn_string(p)).collect())
+            .unwrap_or_default(),
+        alpn_selected: None,
+        cipher: None,
+        cipher_id: None,
+        hrr: false,
+        client_cert_requested: None,
+        client_cert: None,
+        client_cert_inferred: None,
+        client_cert_requested_inferred: None,
+        inference_basis: None,
+        certificates: Certificates::default(),
+        alerts: Vec::new(),
+        ja4: ch.filter(|c| !c.sslv2).map(|c| ja4_cache.get(c, quic)),
+        outcome: Outcome::Incomplete,
+        sslv2_hello: ch.is_some_and(|c| c.sslv2),
+        prefix: None,
+        groups_offered: ch
+            .map(|c| named(&c.groups, names::group))
+            .unwrap_or_default(),
+        key_share_groups: ch
+            .map(|c| named(&c.key_share_groups, names::group))
+            .unwrap_or_default(),
+        signature_algorithms_offered: ch.map_or(0, |c| {
+            c.signature_algorithms.iter().filter(not_grease).count()
+        }),
+        client_legacy_version: ch.map(|c| names::version(c.legacy_version)),
+        cipher_suites_offered: ch.map_or(0, |c| c.ciphers.iter().filter(not_grease).count()),
+        handshake_truncated: false,
+        records: crate::report::Directions::default(),
+    }
+}
+
 const MAX_MESSAGES: usize = 32;
 
 /// State kept across flows so repeated work is done once (see the caches' docs).
@@ -253,39 +316,19 @@ pub fn analyze(
         .iter()
         .find(|(t, _)| *t == msg::CLIENT_HELLO)
         .and_then(|(_, b)| handshake::parse_client_hello(b));
-    let mut sslv2 = false;
     if ch.is_none()
         && crate::classify::tls::sslv2_client_hello(client.kept.get(c_start..).unwrap_or(&[]))
     {
+        // Labelled through `ClientHello::sslv2` (no JA4 for it).
         ch = handshake::parse_sslv2_client_hello(&client.kept[c_start..]);
-        sslv2 = ch.is_some();
     }
 
     let version = sh.as_ref().map(ServerHello::version);
     let is13 = version == Some(0x0304) || (hrr && sh.is_none());
-    let offered: Vec<Name> = match &ch {
-        Some(c) => {
-            let sv: Vec<u16> = c
-                .supported_versions
-                .iter()
-                .copied()
-                .filter(|v| !handshake::is_grease(*v))
-                .collect();
-            if sv.is_empty() {
-                vec![names::version(c.legacy_version)]
-            } else {
-                sv.into_iter().map(names::version).collect()
-            }
-        }
-        None => Vec::new(),
-    };
-    let alpn_offered: Vec<String> = ch
-        .as_ref()
-        .map(|c| c.alpn.iter().map(|p| alpn_string(p)).collect())
-        .unwrap_or_default();
+    let alpn_offered = ch.as_ref().is_some_and(|c| !c.alpn.is_empty());
     let alpn_selected = match &sh {
         None => None,
-        Some(_) if alpn_offered.is_empty() => None,
+        Some(_) if !alpn_offered => None,
         Some(_) if is13 => Some("hidden".to_string()),
         Some(s) => s.alpn.as_deref().map(alpn_string),
     };
@@ -343,60 +386,15 @@ pub fn analyze(
 
     let mut facts = TlsFacts {
         version: version.map(names::version),
-        versions_offered: offered,
-        sni: ch.as_ref().and_then(|c| c.sni.clone()),
-        alpn_offered,
         alpn_selected,
         cipher: cipher_id.and_then(names::cipher).map(Cow::Borrowed),
         cipher_id: cipher_id.map(|c| format!("0x{c:04x}")),
         hrr,
         client_cert_requested,
         client_cert,
-        client_cert_inferred: None,
-        client_cert_requested_inferred: None,
-        inference_basis: None,
         certificates,
         alerts,
-        ja4: ch
-            .as_ref()
-            .filter(|c| !c.sslv2)
-            .map(|c| ja4_cache.get(c, false)),
-        outcome: Outcome::Incomplete,
-        sslv2_hello: sslv2,
         prefix: prefix_kind(client.kept, c_start),
-        groups_offered: ch
-            .as_ref()
-            .map(|c| {
-                c.groups
-                    .iter()
-                    .filter(|g| !handshake::is_grease(**g))
-                    .map(|g| names::group(*g))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        key_share_groups: ch
-            .as_ref()
-            .map(|c| {
-                c.key_share_groups
-                    .iter()
-                    .filter(|g| !handshake::is_grease(**g))
-                    .map(|g| names::group(*g))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        signature_algorithms_offered: ch.as_ref().map_or(0, |c| {
-            c.signature_algorithms
-                .iter()
-                .filter(|v| !handshake::is_grease(**v))
-                .count()
-        }),
-        client_legacy_version: ch.as_ref().map(|c| names::version(c.legacy_version)),
-        cipher_suites_offered: ch.as_ref().map_or(0, |c| {
-            c.ciphers
-                .iter()
-                .filter(|x| !handshake::is_grease(**x))
-                .count()
-        }),
         handshake_truncated: c_msgs.truncated
             || s_msgs.truncated
             || (c_cut && ch.is_none())
@@ -405,6 +403,7 @@ pub fn analyze(
             c2s: u64::from(client.walker.records),
             s2c: u64::from(server.walker.records),
         },
+        ..client_hello_facts(ch.as_ref(), false, ja4_cache)
     };
 
     let fatal_in_clear = facts.alerts.iter().any(|a| a.level == AlertLevel::Fatal);
@@ -641,77 +640,18 @@ pub fn quic_facts(
     caches: &mut TlsCaches,
 ) -> TlsFacts {
     let ch = initials.client_hello();
-    let not_grease = |v: &&u16| !handshake::is_grease(**v);
+    let base = client_hello_facts(ch.as_ref(), true, &mut caches.ja4);
     TlsFacts {
         version: established.then_some(Cow::Borrowed("1.3")),
-        versions_offered: ch
-            .as_ref()
-            .map(|c| {
-                c.supported_versions
-                    .iter()
-                    .filter(not_grease)
-                    .map(|v| names::version(*v))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        sni: ch.as_ref().and_then(|c| c.sni.clone()),
-        alpn_offered: ch
-            .as_ref()
-            .map(|c| c.alpn.iter().map(|p| alpn_string(p)).collect())
-            .unwrap_or_default(),
-        alpn_selected: ch
-            .as_ref()
-            .filter(|c| !c.alpn.is_empty())
-            .map(|_| "hidden".to_string()),
-        cipher: None,
-        cipher_id: None,
-        hrr: false,
+        alpn_selected: (!base.alpn_offered.is_empty()).then(|| "hidden".to_string()),
         client_cert_requested: Some(Requested::Hidden),
         client_cert: Some(ClientCert::Hidden),
-        client_cert_inferred: None,
-        client_cert_requested_inferred: None,
-        inference_basis: None,
-        certificates: Certificates::default(),
-        alerts: Vec::new(),
-        ja4: ch.as_ref().map(|c| caches.ja4.get(c, true)),
         outcome: if established {
             Outcome::Established
         } else {
             Outcome::Incomplete
         },
-        sslv2_hello: false,
-        prefix: None,
-        groups_offered: ch
-            .as_ref()
-            .map(|c| {
-                c.groups
-                    .iter()
-                    .filter(not_grease)
-                    .map(|g| names::group(*g))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        key_share_groups: ch
-            .as_ref()
-            .map(|c| {
-                c.key_share_groups
-                    .iter()
-                    .filter(not_grease)
-                    .map(|g| names::group(*g))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        signature_algorithms_offered: ch.as_ref().map_or(0, |c| {
-            c.signature_algorithms
-                .iter()
-                .filter(|v| !handshake::is_grease(**v))
-                .count()
-        }),
-        client_legacy_version: ch.as_ref().map(|c| names::version(c.legacy_version)),
-        cipher_suites_offered: ch
-            .as_ref()
-            .map_or(0, |c| c.ciphers.iter().filter(not_grease).count()),
         handshake_truncated: ch.is_none() && initials.decrypted > 0,
-        records: crate::report::Directions::default(),
+        ..base
     }
 }
