@@ -109,7 +109,7 @@ impl Flow {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FlowKey {
+pub(crate) struct FlowKey {
     capture_if: u32,
     ifindex: u32,
     lo: (Addr, u16),
@@ -148,17 +148,22 @@ impl std::hash::Hash for FlowKey {
 }
 
 impl FlowKey {
+    /// The key of the conversation between endpoints `a` and `b` seen on `link`, the same
+    /// whichever way a packet travels.
     #[inline]
-    fn of(seg: &Segment<'_>) -> Self {
-        let a = (seg.src, seg.sport);
-        let b = (seg.dst, seg.dport);
+    pub(crate) fn new(link: &LinkInfo, a: (Addr, u16), b: (Addr, u16)) -> Self {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         FlowKey {
-            capture_if: seg.link.capture_if,
-            ifindex: seg.link.ifindex.unwrap_or(u32::MAX),
+            capture_if: link.capture_if,
+            ifindex: link.ifindex.unwrap_or(u32::MAX),
             lo,
             hi,
         }
+    }
+
+    #[inline]
+    fn of(seg: &Segment<'_>) -> Self {
+        FlowKey::new(&seg.link, (seg.src, seg.sport), (seg.dst, seg.dport))
     }
 }
 
@@ -358,14 +363,7 @@ impl FlowTable {
         flow.dir[1].finish(cap, order);
         flow.live = false;
         emit(flow, end);
-        let (a, b) = (flow.ends[0], flow.ends[1]);
-        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        let key = FlowKey {
-            capture_if: flow.link.capture_if,
-            ifindex: flow.link.ifindex.unwrap_or(u32::MAX),
-            lo,
-            hi,
-        };
+        let key = FlowKey::new(&flow.link, flow.ends[0], flow.ends[1]);
         let at = flow.last_ts;
         self.index.insert(key, Slot::Closed { at });
         self.free.push(slot);

@@ -4,6 +4,7 @@
 //! most `MAX_QUIC_FLOWS` at once, each keeping at most 16 KiB of CRYPTO data; flows are
 //! reported at the end of the input.
 
+use super::FlowKey;
 use crate::tls::quic::QuicInitials;
 use crate::wire::{Addr, Datagram, LinkInfo};
 use rustc_hash::FxHashMap;
@@ -25,23 +26,13 @@ pub struct QuicFlow {
     pub initials: QuicInitials,
 }
 
-type Key = (u32, u32, (Addr, u16), (Addr, u16));
-
-fn key(d: &Datagram<'_>) -> Key {
-    let a = (d.src, d.sport);
-    let b = (d.dst, d.dport);
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    (
-        d.link.capture_if,
-        d.link.ifindex.unwrap_or(u32::MAX),
-        lo,
-        hi,
-    )
+fn key(d: &Datagram<'_>) -> FlowKey {
+    FlowKey::new(&d.link, (d.src, d.sport), (d.dst, d.dport))
 }
 
 #[derive(Debug, Default)]
 pub struct QuicTable {
-    flows: FxHashMap<Key, QuicFlow>,
+    flows: FxHashMap<FlowKey, QuicFlow>,
     /// QUIC packets not followed because the table was full.
     pub untracked: u64,
 }
