@@ -84,9 +84,11 @@ impl<'s> Analysis<'s> {
         let mut table = FlowTable::new(self.cfg);
         let mut quic = crate::flow::quic::QuicTable::default();
         table.set_next_id(self.next_id);
-        let mut sink_err: Option<io::Error> = None;
-        let sink = &mut *self.sink;
-        let summary = &mut self.summary;
+        let mut out = Delivery {
+            sink: &mut *self.sink,
+            summary: &mut self.summary,
+            err: None,
+        };
         let caches = &mut self.caches;
         let file: std::sync::Arc<str> = name.into();
         let mut tcp_packets = 0u64;
@@ -107,14 +109,8 @@ impl<'s> Analysis<'s> {
             }
             last_ts = last_ts.max(frame.ts_ns);
             let mut emit = |flow: &crate::flow::Flow, end| {
-                if sink_err.is_some() {
-                    return;
-                }
-                let rec = report::flow_record(flow, end, interfaces, &file, caches);
-                summary.protocols.add(rec.protocol);
-                summary.bytes += rec.bytes.c2s + rec.bytes.s2c;
-                if let Err(e) = sink.flow(&rec) {
-                    sink_err = Some(e);
+                if out.err.is_none() {
+                    out.deliver(&report::flow_record(flow, end, interfaces, &file, caches));
                 }
             };
             match wire::decode(&frame) {
@@ -135,43 +131,32 @@ impl<'s> Analysis<'s> {
                 }
                 Decoded::NonTcp(kind) => self.non_tcp[kind.index()] += 1,
             }
-            if let Some(e) = sink_err.take() {
+            if let Some(e) = out.err.take() {
                 return Err(e.into());
             }
             if packets % PROGRESS_EVERY == 0 {
                 progress(Progress {
                     input_bytes: reader.position(),
-                    packets: summary.packets + packets,
+                    packets: out.summary.packets + packets,
                     flows: table.next_id(),
                 });
             }
         };
         let interfaces = reader.interfaces();
         table.finish(&mut |flow, end| {
-            if sink_err.is_some() {
-                return;
-            }
-            let rec = report::flow_record(flow, end, interfaces, &file, caches);
-            summary.protocols.add(rec.protocol);
-            summary.bytes += rec.bytes.c2s + rec.bytes.s2c;
-            if let Err(e) = sink.flow(&rec) {
-                sink_err = Some(e);
+            if out.err.is_none() {
+                out.deliver(&report::flow_record(flow, end, interfaces, &file, caches));
             }
         });
         // QUIC flows end with their input (UDP has no close to wait for).
         let quic_flows = quic.drain();
         for flow in &quic_flows {
-            if sink_err.is_some() {
+            if out.err.is_some() {
                 break;
             }
-            let rec = report::quic_record(flow, interfaces, &file, caches);
-            summary.protocols.add(rec.protocol);
-            summary.bytes += rec.bytes.c2s + rec.bytes.s2c;
-            if let Err(e) = sink.flow(&rec) {
-                sink_err = Some(e);
-            }
+            out.deliver(&report::quic_record(flow, interfaces, &file, caches));
         }
-        if let Some(e) = sink_err {
+        if let Some(e) = out.err {
             return Err(e.into());
         }
         let stats = table.stats();
@@ -213,19 +198,6 @@ impl<'s> Analysis<'s> {
         });
     }
 
-    /// Records an input that could not be opened at all.
-    pub fn record_open_error(&mut self, name: &str, message: String) {
-        self.summary.files.push(name.to_string());
-        self.summary.partial = true;
-        self.summary.errors.push(InputError {
-            file: name.to_string(),
-            kind: InputErrorKind::Io,
-            offset: None,
-            packet: None,
-            message,
-        });
-    }
-
     /// Writes the summary and returns it.
     pub fn finish(mut self) -> Result<Summary, AnalyzeError> {
         let c = &mut self.summary.non_tcp;
@@ -250,6 +222,24 @@ impl<'s> Analysis<'s> {
         self.summary.last_ts = self.first_ts.map(|_| ts_seconds(self.last_ts));
         self.sink.finish(&self.summary)?;
         Ok(self.summary)
+    }
+}
+
+/// Where finished records go: counted into the summary, then written; the first write error
+/// stops further output (the caller returns it).
+struct Delivery<'a> {
+    sink: &'a mut dyn Sink,
+    summary: &'a mut Summary,
+    err: Option<io::Error>,
+}
+
+impl Delivery<'_> {
+    fn deliver(&mut self, rec: &report::FlowRecord) {
+        self.summary.protocols.add(rec.protocol);
+        self.summary.bytes += rec.bytes.c2s + rec.bytes.s2c;
+        if let Err(e) = self.sink.flow(rec) {
+            self.err = Some(e);
+        }
     }
 }
 
