@@ -6,6 +6,16 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+/// Runs a shell command under `script`, which gives it a pseudo-terminal; returns what the
+/// terminal showed.
+fn on_a_terminal(cmd: &str) -> String {
+    let out = Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn sample(name: &str) -> String {
     common::repo()
         .join("captures")
@@ -110,12 +120,10 @@ fn progress_shows_on_a_terminal_and_not_with_quiet() {
     // `script` gives the command a pseudo-terminal; stdout goes to /dev/null so only the
     // progress (stderr) reaches the transcript.
     let run = |extra: &str| {
-        let cmd = format!("{} analyze {extra} {path} >/dev/null", bin.display());
-        let out = Command::new("script")
-            .args(["-qec", &cmd, "/dev/null"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        on_a_terminal(&format!(
+            "{} analyze {extra} {path} >/dev/null",
+            bin.display()
+        ))
     };
     let shown = run("");
     assert!(
@@ -175,14 +183,7 @@ fn colour_is_automatic_on_a_terminal_and_off_with_no_color() {
     }
     let path = sample("content-not-port.pcap");
     let bin = common::bin();
-    let run = |env: &str| {
-        let cmd = format!("{env} {} analyze --quiet {path}", bin.display());
-        let out = Command::new("script")
-            .args(["-qec", &cmd, "/dev/null"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let run = |env: &str| on_a_terminal(&format!("{env} {} analyze --quiet {path}", bin.display()));
     assert!(run("").contains("\x1b[32mtls"), "no colour on a terminal");
     assert!(
         !run("NO_COLOR=1").contains("\x1b[32m"),

@@ -46,6 +46,21 @@ fn truth(path: &Path) -> (String, Vec<Row>) {
     (capture, rows)
 }
 
+/// Every truth file of one view (wire, or decrypted with the key logs), parsed.
+fn truth_files(public: &Path, decrypted: bool) -> Vec<(String, Vec<Row>)> {
+    let mut files: Vec<_> = std::fs::read_dir(public.join("truth"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.ends_with(".tsv") && name.ends_with(".decrypted.tsv") == decrypted
+        })
+        .collect();
+    files.sort();
+    files.iter().map(|p| truth(p)).collect()
+}
+
 fn flows_of(public: &Path, capture: &str) -> Vec<FlowRecord> {
     analyze_bytes(&common::read(&public.join(capture)), FlowConfig::default()).0
 }
@@ -174,12 +189,7 @@ fn tls_facts_agree_with_tsharks_wire_view() {
     let public = shared.join("captures-public");
     let mut failures = Vec::new();
     let mut checked = 0;
-    for entry in std::fs::read_dir(public.join("truth")).unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if !name.ends_with(".tsv") || name.ends_with(".decrypted.tsv") {
-            continue;
-        }
-        let (capture, rows) = truth(&entry.path());
+    for (capture, rows) in truth_files(&public, false) {
         let flows = flows_of(&public, &capture);
         for row in rows.iter().filter(|r| !r["tcp_stream"].starts_with("udp:")) {
             if !row["app_protocols"].contains("tls") {
@@ -223,12 +233,7 @@ fn tls13_inference_agrees_with_the_decrypted_truth() {
     let public = shared.join("captures-public");
     let mut failures = Vec::new();
     let mut checked = 0;
-    for entry in std::fs::read_dir(public.join("truth")).unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if !name.ends_with(".decrypted.tsv") {
-            continue;
-        }
-        let (capture, rows) = truth(&entry.path());
+    for (capture, rows) in truth_files(&public, true) {
         let flows = flows_of(&public, &capture);
         for row in rows.iter().filter(|r| !r["tcp_stream"].starts_with("udp:")) {
             // QUIC hides its record sizes inside UDP datagrams: no inference there.
@@ -343,14 +348,16 @@ fn quic_initials_are_decrypted_to_the_sni_and_alpn_tshark_sees() {
     };
     let public = shared.join("captures-public");
     let mut checked = 0;
-    for entry in std::fs::read_dir(public.join("truth")).unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if !name.ends_with(".tsv") || name.ends_with(".decrypted.tsv") {
+    for (capture, rows) in truth_files(&public, false) {
+        let quic_rows: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r["tcp_stream"].starts_with("udp:"))
+            .collect();
+        if quic_rows.is_empty() {
             continue;
         }
-        let (capture, rows) = truth(&entry.path());
-        for row in rows.iter().filter(|r| r["tcp_stream"].starts_with("udp:")) {
-            let flows = flows_of(&public, &capture);
+        let flows = flows_of(&public, &capture);
+        for row in quic_rows {
             let f = find(&flows, row)
                 .unwrap_or_else(|| panic!("{capture}: no QUIC flow {}", row["client"]));
             assert_eq!(f.protocol, meshsniff::classify::Protocol::Quic);
