@@ -38,6 +38,7 @@ pub struct Analysis<'s> {
     first_ts: Option<u64>,
     last_ts: u64,
     caches: crate::tls::TlsCaches,
+    profile: crate::policy::Profile,
 }
 
 impl std::fmt::Debug for Analysis<'_> {
@@ -62,7 +63,13 @@ impl<'s> Analysis<'s> {
             first_ts: None,
             last_ts: 0,
             caches: crate::tls::TlsCaches::default(),
+            profile: crate::policy::Profile::default(),
         }
+    }
+
+    /// The profile that judges flows (`--profile`; strict unless set).
+    pub fn set_profile(&mut self, profile: crate::policy::Profile) {
+        self.profile = profile;
     }
 
     /// Reads one capture to its end (or to the first unreadable byte) and reports its flows.
@@ -90,6 +97,7 @@ impl<'s> Analysis<'s> {
             err: None,
         };
         let caches = &mut self.caches;
+        let profile = self.profile;
         let file: std::sync::Arc<str> = name.into();
         let mut tcp_packets = 0u64;
         let mut packets = 0u64;
@@ -108,9 +116,11 @@ impl<'s> Analysis<'s> {
                 first_ts = Some(frame.ts_ns);
             }
             last_ts = last_ts.max(frame.ts_ns);
-            let mut emit = |flow: &crate::flow::Flow, end| {
+            let mut emit = |flow: &mut crate::flow::Flow, end| {
                 if out.err.is_none() {
-                    out.deliver(&report::flow_record(flow, end, interfaces, &file, caches));
+                    out.deliver(&report::flow_record(
+                        flow, end, interfaces, &file, caches, profile,
+                    ));
                 }
             };
             match wire::decode(&frame) {
@@ -145,7 +155,9 @@ impl<'s> Analysis<'s> {
         let interfaces = reader.interfaces();
         table.finish(&mut |flow, end| {
             if out.err.is_none() {
-                out.deliver(&report::flow_record(flow, end, interfaces, &file, caches));
+                out.deliver(&report::flow_record(
+                    flow, end, interfaces, &file, caches, profile,
+                ));
             }
         });
         // QUIC flows end with their input (UDP has no close to wait for).
@@ -154,7 +166,9 @@ impl<'s> Analysis<'s> {
             if out.err.is_some() {
                 break;
             }
-            out.deliver(&report::quic_record(flow, interfaces, &file, caches));
+            out.deliver(&report::quic_record(
+                flow, interfaces, &file, caches, profile,
+            ));
         }
         if let Some(e) = out.err {
             return Err(e.into());
@@ -218,6 +232,13 @@ impl<'s> Analysis<'s> {
                 NonTcp::Malformed => c.malformed = v,
             }
         }
+        self.summary.profile = match self.profile {
+            crate::policy::Profile::Strict => "strict",
+            crate::policy::Profile::Istio => "istio",
+            crate::policy::Profile::None => "none",
+        }
+        .into();
+        self.summary.answer = self.summary.answer_line();
         self.summary.first_ts = self.first_ts.map(ts_seconds);
         self.summary.last_ts = self.first_ts.map(|_| ts_seconds(self.last_ts));
         self.sink.finish(&self.summary)?;
@@ -237,6 +258,9 @@ impl Delivery<'_> {
     fn deliver(&mut self, rec: &report::FlowRecord) {
         self.summary.protocols.add(rec.protocol);
         self.summary.bytes += rec.bytes.c2s + rec.bytes.s2c;
+        if let Some(v) = &rec.verdict {
+            self.summary.judge(rec.id, v);
+        }
         if let Err(e) = self.sink.flow(rec) {
             self.err = Some(e);
         }

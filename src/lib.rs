@@ -7,7 +7,9 @@
 //! wire::decode(&Frame)        → Segment | NonTcp           (never fails: bad packets are counted)
 //! flow::FlowTable::push       → finished Flow              (bidirectional reassembly, bounded)
 //! classify::{orient, classify} → client side, Protocol      (by content, never by port)
-//! report::flow_record         → FlowRecord (the JSON contract) → report::Sink
+//! http::HttpStream::feed      → HTTP/1.x and h2c messages  (online, every in-order byte)
+//! report::flow_record         → FlowRecord (the JSON contract)
+//! policy::evaluate            → Verdict under a profile    (strict, istio, none) → report::Sink
 //! ```
 //!
 //! Invariants: nothing reachable from input bytes panics or allocates without a cap; memory is
@@ -21,7 +23,9 @@ pub mod classify;
 pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http;
 pub mod pcap;
+pub mod policy;
 pub mod report;
 pub mod tls;
 pub mod wire;

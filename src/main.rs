@@ -1,18 +1,24 @@
 //! `meshsniff` command line: raw flags (clap) → validated settings → sources and sinks.
-//! Exit codes (a contract, see README): 0 clean, 2 usage or I/O error, 3 input partially
-//! unreadable (results still printed). A closed stdout pipe ends the run quietly.
+//! Exit codes (a contract, see README): 0 clean, 1 `check` failed, 2 usage or I/O error,
+//! 3 input partially unreadable (results still printed). A closed stdout pipe ends the run
+//! quietly.
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use meshsniff::analyze::{Analysis, Progress};
 use meshsniff::flow::FlowConfig;
+use meshsniff::policy::{Kind, Profile};
+
+mod expect;
+use expect::Expectations;
 use meshsniff::report::{InputErrorKind, JsonDocSink, JsonlSink, Sink, TableSink};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+const EXIT_FAIL: u8 = 1;
 const EXIT_ERROR: u8 = 2;
 const EXIT_PARTIAL: u8 = 3;
 
@@ -33,6 +39,28 @@ enum Command {
     ///
     /// Example: tcpdump -i eth0 -U -w - | meshsniff analyze -
     Analyze(AnalyzeArgs),
+    /// Judge captures for CI: exit 1 when a finding of a `--fail-on` kind exists or an
+    /// `--expect` file is not met, 0 when clean, 3 when input was damaged (docs/check.md).
+    ///
+    /// Example: meshsniff check capture.pcapng --profile istio --fail-on plaintext-leak,sidecar-bypass
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CheckArgs {
+    #[command(flatten)]
+    analyze: AnalyzeArgs,
+    /// Verdict kinds (or finding rules) that fail the check, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "plaintext-leak,sidecar-bypass",
+        value_name = "KINDS"
+    )]
+    fail_on: Vec<String>,
+    /// Expectations to meet (JSON, see docs/check.md); a mismatch says what differed.
+    #[arg(long, value_name = "FILE")]
+    expect: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -58,6 +86,20 @@ struct AnalyzeArgs {
     /// Payload bytes kept per flow direction for classification (the rest is only counted).
     #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES")]
     collect_bytes: usize,
+    /// Which conventions judge the flows: strict (cleartext off loopback is a leak), istio
+    /// (sidecar conventions), none (facts only, no verdicts).
+    #[arg(long, value_enum, default_value_t = ProfileArg::Strict)]
+    profile: ProfileArg,
+    /// Show captured credentials in the evidence instead of `<redacted, N bytes>`.
+    #[arg(long)]
+    show_secrets: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum ProfileArg {
+    Strict,
+    Istio,
+    None,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -80,7 +122,8 @@ enum Colour {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Analyze(args) => analyze(args),
+        Command::Analyze(args) => analyze(args, None).map(|(code, _)| code),
+        Command::Check(args) => check(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -139,7 +182,11 @@ fn open_inputs(names: &[String]) -> Result<Vec<Input>> {
         .collect()
 }
 
-fn analyze(args: AnalyzeArgs) -> Result<u8> {
+/// Runs the analysis; `observe` also sees every record (for `check`'s expectations).
+fn analyze(
+    args: AnalyzeArgs,
+    observe: Option<&mut dyn FnMut(&meshsniff::report::FlowRecord)>,
+) -> Result<(u8, meshsniff::report::Summary)> {
     if args.max_flows == 0 {
         bail!("--max-flows must be at least 1");
     }
@@ -147,7 +194,13 @@ fn analyze(args: AnalyzeArgs) -> Result<u8> {
         idle_timeout_ns: args.idle_timeout.saturating_mul(1_000_000_000),
         max_flows: args.max_flows,
         collect_bytes: args.collect_bytes.clamp(64, 1 << 20),
+        reveal_secrets: args.show_secrets,
         ..FlowConfig::default()
+    };
+    let profile = match args.profile {
+        ProfileArg::Strict => Profile::Strict,
+        ProfileArg::Istio => Profile::Istio,
+        ProfileArg::None => Profile::None,
     };
     // Open everything first: a typo fails before any output is written.
     let inputs = open_inputs(&args.inputs)?;
@@ -165,7 +218,19 @@ fn analyze(args: AnalyzeArgs) -> Result<u8> {
         Format::Json => Box::new(JsonDocSink::new(out)),
     };
     let show_progress = !args.quiet && io::stderr().is_terminal();
-    let mut analysis = Analysis::new(cfg, sink.as_mut());
+    let mut tee;
+    let sink: &mut dyn Sink = match observe {
+        Some(f) => {
+            tee = Tee {
+                inner: sink.as_mut(),
+                observe: f,
+            };
+            &mut tee
+        }
+        None => sink.as_mut(),
+    };
+    let mut analysis = Analysis::new(cfg, sink);
+    analysis.set_profile(profile);
     for input in inputs {
         let bar = show_progress.then(|| progress_bar(input.size, &input.name));
         let mut on_progress = |p: Progress| {
@@ -180,7 +245,6 @@ fn analyze(args: AnalyzeArgs) -> Result<u8> {
         }
     }
     let summary = analysis.finish()?;
-    drop(sink);
     if !args.quiet {
         for e in &summary.errors {
             eprintln!("meshsniff: {}: {}", e.file, e.message);
@@ -190,14 +254,117 @@ fn analyze(args: AnalyzeArgs) -> Result<u8> {
         .errors
         .iter()
         .any(|e| e.kind != InputErrorKind::Damaged);
-    Ok(if unreadable {
+    let code = if unreadable {
         EXIT_ERROR
     } else if summary.partial {
         EXIT_PARTIAL
     } else {
         0
+    };
+    Ok((code, summary))
+}
+
+/// A sink that shows every record to `observe` before passing it on.
+struct Tee<'a> {
+    inner: &'a mut dyn Sink,
+    observe: &'a mut dyn FnMut(&meshsniff::report::FlowRecord),
+}
+
+impl Sink for Tee<'_> {
+    fn flow(&mut self, r: &meshsniff::report::FlowRecord) -> io::Result<()> {
+        (self.observe)(r);
+        self.inner.flow(r)
+    }
+    fn finish(&mut self, s: &meshsniff::report::Summary) -> io::Result<()> {
+        self.inner.finish(s)
+    }
+}
+
+fn check(args: CheckArgs) -> Result<u8> {
+    let mut fail_on = Vec::new();
+    for k in &args.fail_on {
+        let k = k.trim();
+        if k.is_empty() {
+            continue;
+        }
+        if Kind::parse(k).is_none() && !RULES.contains(&k) {
+            bail!(
+                "--fail-on: unknown kind `{k}`; verdict kinds are {}, finding rules {}",
+                Kind::ALL.map(Kind::name).join(", "),
+                RULES.join(", ")
+            );
+        }
+        fail_on.push(k.to_string());
+    }
+    let expect = match &args.expect {
+        Some(path) => Some(Expectations::load(path)?),
+        None => None,
+    };
+    let mut seen = Vec::new();
+    let mut failing: Vec<String> = Vec::new();
+    let mut observe = |r: &meshsniff::report::FlowRecord| {
+        seen.push(expect::Seen::of(r));
+        if let Some(v) = &r.verdict {
+            if fail_on.iter().any(|k| k == v.kind.name()) {
+                failing.push(format!(
+                    "flow {} {} -> {}: {}",
+                    r.id,
+                    r.client,
+                    r.server,
+                    v.kind.name()
+                ));
+            } else if let Some(f) = v.findings.iter().find(|f| fail_on.contains(&f.rule)) {
+                failing.push(format!(
+                    "flow {} {} -> {}: {} ({})",
+                    r.id, r.client, r.server, f.rule, f.evidence
+                ));
+            }
+        }
+    };
+    let quiet = args.analyze.quiet;
+    let (code, summary) = analyze(args.analyze, Some(&mut observe))?;
+    let mut failed = false;
+    if !failing.is_empty() {
+        failed = true;
+        if !quiet {
+            eprintln!(
+                "meshsniff check: FAIL: {} flows with --fail-on {}:",
+                failing.len(),
+                fail_on.join(",")
+            );
+            for f in failing.iter().take(20) {
+                eprintln!("  {f}");
+            }
+            if failing.len() > 20 {
+                eprintln!("  ... and {} more", failing.len() - 20);
+            }
+        }
+    }
+    if let Some(e) = expect {
+        let misses = e.check(&seen, &summary);
+        if !misses.is_empty() {
+            failed = true;
+            eprintln!(
+                "meshsniff check: FAIL: {} expectation(s) not met ({}):",
+                misses.len(),
+                e.path
+            );
+            for m in &misses {
+                eprintln!("  {m}");
+            }
+        }
+    }
+    Ok(if code == EXIT_ERROR {
+        EXIT_ERROR
+    } else if failed {
+        EXIT_FAIL
+    } else {
+        code
     })
 }
+
+/// Finding rules (besides the verdict kinds) that `--fail-on` accepts.
+const RULES: [&str; 3] = ["sensitive-data", "weak-tls-version", "rejected"];
 
 fn progress_bar(size: Option<u64>, name: &str) -> ProgressBar {
     let bar = match size {

@@ -5,6 +5,8 @@
 //! Also decides who the client is when the capture missed the handshake: the side that sends a
 //! ClientHello or an HTTP request, else the side that answers like a server, else by port.
 
+pub mod cleartext;
+
 use crate::flow::Flow;
 
 /// Application protocol of a flow.

@@ -26,6 +26,9 @@ pub struct FlowConfig {
     pub collect_bytes: usize,
     /// How long a closed flow's tombstone absorbs late packets.
     pub tombstone_ns: u64,
+    /// Keep credential values in the HTTP evidence instead of redacting them
+    /// (`--show-secrets`).
+    pub reveal_secrets: bool,
 }
 
 impl Default for FlowConfig {
@@ -35,6 +38,7 @@ impl Default for FlowConfig {
             max_flows: 65_536,
             collect_bytes: 16 * 1024,
             tombstone_ns: 60_000_000_000,
+            reveal_secrets: false,
         }
     }
 }
@@ -79,14 +83,14 @@ pub struct Flow {
 }
 
 impl Flow {
-    fn reset(&mut self, id: u64, seg: &Segment<'_>) {
+    fn reset(&mut self, id: u64, seg: &Segment<'_>, reveal_secrets: bool) {
         self.id = id;
         self.ends = [(seg.src, seg.sport), (seg.dst, seg.dport)];
         self.link = seg.link;
         self.first_ts = seg.ts_ns;
         self.last_ts = seg.ts_ns;
-        self.dir[0].reset();
-        self.dir[1].reset();
+        self.dir[0].reset(reveal_secrets);
+        self.dir[1].reset(reveal_secrets);
         self.syn_side = None;
         self.synack_side = None;
         self.started_with_syn = seg.flags.syn();
@@ -232,7 +236,7 @@ impl FlowTable {
     }
 
     /// Adds one segment; `emit` receives every flow that ends as a consequence.
-    pub fn push(&mut self, seg: &Segment<'_>, emit: &mut impl FnMut(&Flow, End)) {
+    pub fn push(&mut self, seg: &Segment<'_>, emit: &mut impl FnMut(&mut Flow, End)) {
         if seg.ts_ns > self.now {
             self.now = seg.ts_ns;
         }
@@ -306,7 +310,7 @@ impl FlowTable {
     }
 
     /// Emits every live flow (end of input) and forgets all state.
-    pub fn finish(&mut self, emit: &mut impl FnMut(&Flow, End)) {
+    pub fn finish(&mut self, emit: &mut impl FnMut(&mut Flow, End)) {
         let live: Vec<u32> = self.live_slots().collect();
         let mut order: Vec<(u64, u32)> = live
             .iter()
@@ -348,11 +352,11 @@ impl FlowTable {
                 (self.slab.len() - 1) as u32
             }
         };
-        self.slab[i as usize].reset(id, seg);
+        self.slab[i as usize].reset(id, seg, self.cfg.reveal_secrets);
         i
     }
 
-    fn close(&mut self, slot: u32, end: End, emit: &mut impl FnMut(&Flow, End)) {
+    fn close(&mut self, slot: u32, end: End, emit: &mut impl FnMut(&mut Flow, End)) {
         let cap = self.cfg.collect_bytes;
         let flow = &mut self.slab[slot as usize];
         if !flow.live {
@@ -371,7 +375,7 @@ impl FlowTable {
     }
 
     /// Emits idle flows and drops old tombstones. Runs at most every few seconds of capture time.
-    fn sweep(&mut self, emit: &mut impl FnMut(&Flow, End)) {
+    fn sweep(&mut self, emit: &mut impl FnMut(&mut Flow, End)) {
         let interval = (self.cfg.idle_timeout_ns / 4).clamp(1_000_000_000, 10_000_000_000);
         self.next_sweep = self.now.saturating_add(interval);
         let idle_before = self.now.saturating_sub(self.cfg.idle_timeout_ns);
@@ -398,7 +402,7 @@ impl FlowTable {
     }
 
     /// The table is full: emit the least recently active eighth of it.
-    fn evict(&mut self, emit: &mut impl FnMut(&Flow, End)) {
+    fn evict(&mut self, emit: &mut impl FnMut(&mut Flow, End)) {
         let mut v = std::mem::take(&mut self.scratch);
         v.clear();
         v.extend(
@@ -430,7 +434,7 @@ pub fn fuzz_stream(data: &[u8]) {
     const CAP: usize = 512;
     let pattern: Vec<u8> = (0..70_000u32).map(|o| o as u8).collect();
     let mut s = Stream::default();
-    s.reset();
+    s.reset(false);
     let isn = 0xffff_ff00u32; // wraps within the first segments
     s.on_syn(isn);
     let mut fed = 0u32;

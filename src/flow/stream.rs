@@ -52,18 +52,23 @@ pub struct Stream {
     pending_bytes: usize,
     /// The TLS record walker, fed with every in-order byte.
     pub tls: RecordWalker,
+    /// The HTTP parser, fed with every in-order byte.
+    pub http: crate::http::HttpStream,
 }
 
 impl Stream {
     /// Resets for reuse by a new flow, keeping the buffer's capacity.
-    pub(super) fn reset(&mut self) {
+    pub(super) fn reset(&mut self, reveal_secrets: bool) {
         let mut data = std::mem::take(&mut self.data);
         data.clear();
         let mut pending = std::mem::take(&mut self.pending);
         pending.clear();
+        let mut http = std::mem::take(&mut self.http);
+        http.reset(reveal_secrets);
         *self = Stream {
             data,
             pending,
+            http,
             collecting: true,
             ..Stream::default()
         };
@@ -178,10 +183,12 @@ impl Stream {
             self.data.extend_from_slice(&data[..take]);
         }
         self.tls.feed(at, data, &self.data, self.collecting, order);
+        self.http.feed(data);
         if (data.len() as u32) < wire_len {
             // Bytes the capture did not keep (snaplen, or data not held while out of order).
             let missing = u64::from(wire_len) - data.len() as u64;
             self.tls.skip(at + data.len() as u64, missing, order);
+            self.http.skip(missing);
             self.stop_collecting(true);
         } else if self.data.len() >= cap {
             self.stop_collecting(false);
@@ -232,6 +239,7 @@ impl Stream {
                 self.gaps += 1;
                 self.stop_collecting(true);
                 self.tls.skip(self.delivered, hole as u64, order);
+                self.http.skip(hole as u64);
                 self.next_seq = seq;
                 self.delivered += hole as u64;
             }
@@ -246,7 +254,7 @@ mod tests {
 
     fn stream() -> Stream {
         let mut s = Stream::default();
-        s.reset();
+        s.reset(false);
         s
     }
 

@@ -45,7 +45,7 @@ type Emitted = (u64, End, usize, u64, u64, Start);
 fn run(cfg: FlowConfig, segs: &[Segment<'static>]) -> (Vec<Emitted>, TableStats) {
     let mut t = FlowTable::new(cfg);
     let mut out = Vec::new();
-    let mut emit = |f: &Flow, e: End| {
+    let mut emit = |f: &mut Flow, e: End| {
         let client = crate::classify::orient(f).0;
         out.push((
             f.id,

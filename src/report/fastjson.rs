@@ -278,13 +278,76 @@ fn tls(out: &mut Vec<u8>, t: &TlsFacts) {
     o.end();
 }
 
-fn value(out: &mut Vec<u8>, v: Option<&serde_json::Value>) {
-    match v {
-        None => out.extend_from_slice(b"null"),
-        Some(v) => {
-            let _ = serde_json::to_writer(&mut *out, v);
+fn http(out: &mut Vec<u8>, h: &crate::http::HttpFacts) {
+    let mut o = Obj::new(out);
+    {
+        let out = o.key(k!("requests"));
+        out.push(b'[');
+        for (i, r) in h.requests.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let mut q = Obj::new(out);
+            q.str(k!("method"), &r.method);
+            q.opt_str(k!("host"), r.host.as_deref());
+            q.str(k!("path"), &r.path);
+            q.str(k!("version"), &r.version);
+            q.strs(k!("sensitive"), &r.sensitive);
+            q.strs(k!("evidence"), &r.evidence);
+            q.end();
         }
+        out.push(b']');
     }
+    {
+        let out = o.key(k!("responses"));
+        out.push(b'[');
+        for (i, r) in h.responses.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let mut q = Obj::new(out);
+            q.num(k!("status"), u64::from(r.status));
+            q.strs(k!("sensitive"), &r.sensitive);
+            q.strs(k!("evidence"), &r.evidence);
+            q.end();
+        }
+        out.push(b']');
+    }
+    o.num(k!("request_count"), h.request_count);
+    o.num(k!("response_count"), h.response_count);
+    o.bool(k!("incomplete"), h.incomplete);
+    o.bool(k!("h2"), h.h2);
+    o.bool(k!("grpc"), h.grpc);
+    o.end();
+}
+
+fn cleartext(out: &mut Vec<u8>, c: &crate::classify::cleartext::Cleartext) {
+    let mut o = Obj::new(out);
+    o.opt_str(k!("app"), c.app.as_deref());
+    o.str(k!("payload"), &c.payload);
+    o.strs(k!("sensitive"), &c.sensitive);
+    o.strs(k!("evidence"), &c.evidence);
+    o.end();
+}
+
+fn verdict(out: &mut Vec<u8>, v: &crate::policy::Verdict) {
+    let mut o = Obj::new(out);
+    o.str(k!("kind"), v.kind.name());
+    o.str(k!("reason"), &v.reason);
+    let out = o.key(k!("findings"));
+    out.push(b'[');
+    for (i, f) in v.findings.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let mut q = Obj::new(out);
+        q.str(k!("rule"), &f.rule);
+        q.str(k!("severity"), f.severity.name());
+        q.str(k!("evidence"), &f.evidence);
+        q.end();
+    }
+    out.push(b']');
+    o.end();
 }
 
 /// Appends the record's JSON object (no newline).
@@ -351,8 +414,19 @@ pub fn flow(out: &mut Vec<u8>, r: &FlowRecord) {
         Some(t) => tls(o.key(k!("tls")), t),
         None => o.key(k!("tls")).extend_from_slice(b"null"),
     }
-    value(o.key(k!("http")), r.http.as_ref());
-    value(o.key(k!("verdict")), r.verdict.as_ref());
+    match &r.http {
+        Some(h) => http(o.key(k!("http")), h),
+        None => o.key(k!("http")).extend_from_slice(b"null"),
+    }
+    match &r.cleartext {
+        Some(c) => cleartext(o.key(k!("cleartext")), c),
+        None => o.key(k!("cleartext")).extend_from_slice(b"null"),
+    }
+    o.bool(k!("loopback"), r.loopback);
+    match &r.verdict {
+        Some(v) => verdict(o.key(k!("verdict")), v),
+        None => o.key(k!("verdict")).extend_from_slice(b"null"),
+    }
     o.str(k!("file"), &r.file);
     o.end();
 }

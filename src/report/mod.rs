@@ -14,6 +14,7 @@ pub use table::TableSink;
 use crate::classify::{self, ClientBasis};
 use crate::flow::{End, Flow, Start};
 use crate::pcap::Interface;
+use crate::policy::Profile;
 use crate::tls;
 use crate::wire::Addr;
 use std::io;
@@ -69,20 +70,32 @@ pub(crate) fn decimal(mut v: u64) -> ([u8; 20], usize) {
 
 /// Builds the record of a finished flow: orientation, classification, counters.
 pub fn flow_record(
-    flow: &Flow,
+    flow: &mut Flow,
     end: End,
     interfaces: &[Interface],
     file: &std::sync::Arc<str>,
     caches: &mut tls::TlsCaches,
+    profile: Profile,
 ) -> FlowRecord {
     let (client, basis) = classify::orient(flow);
     let server = 1 - client;
+    let http = {
+        let [d0, d1] = &mut flow.dir;
+        let (c, s) = if client == 0 { (d0, d1) } else { (d1, d0) };
+        crate::http::facts(&mut c.http, &mut s.http)
+    };
     let (c, s) = (&flow.dir[client], &flow.dir[server]);
     let mut protocol = classify::classify(&c.data, &s.data, c.bytes + s.bytes);
     if protocol != classify::Protocol::Tls && classify::tls_after_prefix(&c.data, &c.tls) {
         // STARTTLS, a PostgreSQL SSLRequest or another cleartext prefix, then a ClientHello.
         protocol = classify::Protocol::Tls;
     }
+    if protocol == classify::Protocol::Http && http.as_ref().is_some_and(|h| h.h2) {
+        // `Upgrade: h2c` answered by 101 after the first bytes classification looked at.
+        protocol = classify::Protocol::H2c;
+    }
+    let cleartext = (protocol == classify::Protocol::Other)
+        .then(|| classify::cleartext::facts(&c.data, &s.data, c.http.reveals()));
     let tls = (protocol == classify::Protocol::Tls).then(|| {
         let close = if flow.rst {
             tls::Close::Rst
@@ -107,7 +120,11 @@ pub fn flow_record(
     let interface = interfaces
         .get(flow.link.capture_if as usize)
         .and_then(|i| i.name.clone());
-    FlowRecord {
+    let (ce, se) = (flow.ends[client], flow.ends[server]);
+    let loopback = flow.link.loopback
+        || interface.as_deref() == Some("lo")
+        || crate::policy::loopback_addresses(ce.0, se.0);
+    let mut rec = FlowRecord {
         kind: "flow".into(),
         id: flow.id,
         client: endpoint(flow.ends[client].0, flow.ends[client].1),
@@ -150,10 +167,22 @@ pub fn flow_record(
         }),
         protocol,
         tls,
-        http: None,
+        http,
+        cleartext,
+        loopback,
         verdict: None,
         file: file.clone(),
-    }
+    };
+    rec.verdict = crate::policy::evaluate(
+        &rec,
+        crate::policy::Place {
+            client: ce,
+            server: se,
+            loopback,
+        },
+        profile,
+    );
+    rec
 }
 
 /// Builds the record of a QUIC flow (reported at the end of its input).
@@ -162,16 +191,21 @@ pub fn quic_record(
     interfaces: &[Interface],
     file: &std::sync::Arc<str>,
     caches: &mut tls::TlsCaches,
+    profile: Profile,
 ) -> FlowRecord {
     let established = flow.short_headers[0] > 0 && flow.short_headers[1] > 0;
-    FlowRecord {
+    let interface = interfaces
+        .get(flow.link.capture_if as usize)
+        .and_then(|i| i.name.clone());
+    let loopback = flow.link.loopback
+        || interface.as_deref() == Some("lo")
+        || crate::policy::loopback_addresses(flow.ends[0].0, flow.ends[1].0);
+    let mut rec = FlowRecord {
         kind: "flow".into(),
         id: flow.id,
         client: endpoint(flow.ends[0].0, flow.ends[0].1),
         server: endpoint(flow.ends[1].0, flow.ends[1].1),
-        interface: interfaces
-            .get(flow.link.capture_if as usize)
-            .and_then(|i| i.name.clone()),
+        interface,
         ifindex: flow.link.ifindex,
         link_loopback: flow.link.loopback,
         first_ts: ts_seconds(flow.first_ts),
@@ -189,9 +223,21 @@ pub fn quic_record(
         protocol: classify::Protocol::Quic,
         tls: Some(tls::quic_facts(&flow.initials, established, caches)),
         http: None,
+        cleartext: None,
+        loopback,
         verdict: None,
         file: file.clone(),
-    }
+    };
+    rec.verdict = crate::policy::evaluate(
+        &rec,
+        crate::policy::Place {
+            client: flow.ends[0],
+            server: flow.ends[1],
+            loopback,
+        },
+        profile,
+    );
+    rec
 }
 
 #[cfg(test)]

@@ -87,10 +87,14 @@ pub struct FlowRecord {
     pub protocol: Protocol,
     /// TLS handshake facts; null for flows that are not TLS.
     pub tls: Option<crate::tls::TlsFacts>,
-    /// HTTP facts (filled by the HTTP layer; null otherwise).
-    pub http: Option<serde_json::Value>,
-    /// The mesh verdict (filled by the policy layer; null without one).
-    pub verdict: Option<serde_json::Value>,
+    /// HTTP/1.x and h2c messages, when the flow carried any (also the CONNECT of a tunnel).
+    pub http: Option<crate::http::HttpFacts>,
+    /// What a cleartext flow that is not HTTP is (protocol `other`); null otherwise.
+    pub cleartext: Option<crate::classify::cleartext::Cleartext>,
+    /// The flow was judged to be on loopback (interface, link header or addresses).
+    pub loopback: bool,
+    /// The mesh verdict; null under `--profile none`.
+    pub verdict: Option<crate::policy::Verdict>,
     /// The input this flow was read from (shared by all its flows).
     pub file: std::sync::Arc<str>,
 }
@@ -232,6 +236,143 @@ pub struct Summary {
     pub last_ts: Option<f64>,
     pub files: Vec<String>,
     pub errors: Vec<InputError>,
+    /// The profile that judged the flows (`strict`, `istio`, `none`).
+    #[serde(default)]
+    pub profile: String,
+    /// Flows per verdict kind.
+    #[serde(default)]
+    pub verdicts: VerdictCounts,
+    /// The worst findings (severity first, then flow order), at most `MAX_WORST`.
+    #[serde(default)]
+    pub worst: Vec<WorstFinding>,
+    /// One line: `PASS: 41 flows, all mTLS` or `FAIL: 2 plaintext leaks, 1 sidecar bypass`.
+    #[serde(default)]
+    pub answer: String,
+}
+
+/// How many findings the summary keeps.
+pub const MAX_WORST: usize = 10;
+
+/// Flows per verdict kind (field names are the kinds, `-` as `_`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct VerdictCounts {
+    pub mtls: u64,
+    pub tls: u64,
+    pub plaintext_expected: u64,
+    pub plaintext_leak: u64,
+    pub sidecar_bypass: u64,
+    pub rejected: u64,
+    pub unknown: u64,
+}
+
+impl VerdictCounts {
+    pub fn get_mut(&mut self, k: crate::policy::Kind) -> &mut u64 {
+        use crate::policy::Kind;
+        match k {
+            Kind::Mtls => &mut self.mtls,
+            Kind::Tls => &mut self.tls,
+            Kind::PlaintextExpected => &mut self.plaintext_expected,
+            Kind::PlaintextLeak => &mut self.plaintext_leak,
+            Kind::SidecarBypass => &mut self.sidecar_bypass,
+            Kind::Rejected => &mut self.rejected,
+            Kind::Unknown => &mut self.unknown,
+        }
+    }
+    pub fn get(&self, k: crate::policy::Kind) -> u64 {
+        let mut c = *self;
+        *c.get_mut(k)
+    }
+    pub fn total(&self) -> u64 {
+        crate::policy::Kind::ALL.iter().map(|k| self.get(*k)).sum()
+    }
+}
+
+/// A finding as the summary lists it, with the flow it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorstFinding {
+    pub flow: u64,
+    pub kind: crate::policy::Kind,
+    pub rule: String,
+    pub severity: crate::policy::Severity,
+    pub evidence: String,
+}
+
+impl Summary {
+    /// Counts a judged flow and keeps its findings if they are among the worst.
+    pub fn judge(&mut self, id: u64, v: &crate::policy::Verdict) {
+        *self.verdicts.get_mut(v.kind) += 1;
+        for f in &v.findings {
+            let worse = self.worst.len() < MAX_WORST
+                || self.worst.last().is_some_and(|w| w.severity < f.severity);
+            if !worse {
+                continue;
+            }
+            let at = self
+                .worst
+                .iter()
+                .position(|w| w.severity < f.severity)
+                .unwrap_or(self.worst.len());
+            self.worst.insert(
+                at,
+                WorstFinding {
+                    flow: id,
+                    kind: v.kind,
+                    rule: f.rule.clone(),
+                    severity: f.severity,
+                    evidence: f.evidence.clone(),
+                },
+            );
+            self.worst.truncate(MAX_WORST);
+        }
+    }
+
+    /// The one-line answer from the verdict counts.
+    pub fn answer_line(&self) -> String {
+        use crate::policy::Kind;
+        let v = &self.verdicts;
+        let judged = v.total();
+        if self.profile == "none" || (judged == 0 && self.flows > 0) {
+            return format!(
+                "NO VERDICT: {} flows, facts only (--profile none)",
+                self.flows
+            );
+        }
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut bad = Vec::new();
+        if v.plaintext_leak > 0 {
+            bad.push(plural(
+                v.plaintext_leak,
+                "plaintext leak",
+                "plaintext leaks",
+            ));
+        }
+        if v.sidecar_bypass > 0 {
+            bad.push(plural(
+                v.sidecar_bypass,
+                "sidecar bypass",
+                "sidecar bypasses",
+            ));
+        }
+        if !bad.is_empty() {
+            return format!("FAIL: {}", bad.join(", "));
+        }
+        let flows = plural(judged, "flow", "flows");
+        if judged == 0 {
+            return "PASS: no flows".into();
+        }
+        if v.mtls == judged {
+            return format!("PASS: {flows}, all mTLS");
+        }
+        let mut parts = Vec::new();
+        for k in Kind::ALL {
+            let n = v.get(k);
+            if n > 0 {
+                parts.push(format!("{n} {}", k.name()));
+            }
+        }
+        format!("PASS: {flows} ({})", parts.join(", "))
+    }
 }
 
 /// Nanoseconds since the epoch as seconds with microsecond precision (exact in an f64).

@@ -3,6 +3,7 @@
 
 use super::{FlowRecord, Sink, Summary, TcpEnd, TcpStart};
 use crate::classify::Protocol;
+use crate::policy::Kind;
 use std::io::{self, Write};
 
 /// `--format table` (the default).
@@ -36,8 +37,16 @@ impl<W: Write> TableSink<W> {
         if !self.header_done {
             self.header_done = true;
             let h = format!(
-                "{:>6}  {:<24} {:<24} {:<8} {:<6} {:>13} {:>17}  {}",
-                "ID", "CLIENT", "SERVER", "IF", "PROTO", "PKTS C>S/S>C", "BYTES C>S/S>C", "TCP"
+                "{:>6}  {:<24} {:<24} {:<8} {:<6} {:>13} {:>17}  {:<12} {}",
+                "ID",
+                "CLIENT",
+                "SERVER",
+                "IF",
+                "PROTO",
+                "PKTS C>S/S>C",
+                "BYTES C>S/S>C",
+                "TCP",
+                "VERDICT"
             );
             let h = self.paint("1", &h);
             writeln!(self.out, "{h}")?;
@@ -108,9 +117,20 @@ impl<W: Write> Sink for TableSink<W> {
             (None, Some(i)) => format!("#{i}"),
             (None, None) => "-".into(),
         };
+        let verdict = match &r.verdict {
+            Some(v) => {
+                let name = format!("{:<18}", v.kind.name());
+                match v.kind {
+                    Kind::Mtls | Kind::Rejected => self.paint("32", &name),
+                    Kind::Tls | Kind::PlaintextExpected | Kind::Unknown => name,
+                    Kind::PlaintextLeak | Kind::SidecarBypass => self.paint("1;31", &name),
+                }
+            }
+            None => String::new(),
+        };
         writeln!(
             self.out,
-            "{:>6}  {:<24} {:<24} {:<8} {} {:>13} {:>17}  {}",
+            "{:>6}  {:<24} {:<24} {:<8} {} {:>13} {:>17}  {:<12} {}",
             r.id,
             r.client,
             r.server,
@@ -119,7 +139,15 @@ impl<W: Write> Sink for TableSink<W> {
             format!("{}/{}", r.packets.c2s, r.packets.s2c),
             format!("{}/{}", human_bytes(r.bytes.c2s), human_bytes(r.bytes.s2c)),
             tcp_cell(r),
+            verdict.trim_end(),
         )?;
+        if let Some(v) = r.verdict.as_ref().filter(|v| v.kind.is_problem()) {
+            for f in &v.findings {
+                let line = format!("        {} {}: {}", f.severity.name(), f.rule, f.evidence);
+                let line = self.paint("31", &line);
+                writeln!(self.out, "{line}")?;
+            }
+        }
         if self.flush_each {
             self.out.flush()?;
         }
@@ -172,6 +200,41 @@ impl<W: Write> Sink for TableSink<W> {
                 self.out,
                 "PARTIAL: some input could not be read; the flows above are all that could be."
             )?;
+        }
+        if s.verdicts.total() > 0 {
+            writeln!(self.out)?;
+            let h = self.paint("1", &format!("{:<20} {:>7}", "VERDICT", "FLOWS"));
+            writeln!(self.out, "{h}  (profile {})", s.profile)?;
+            for k in Kind::ALL {
+                let n = s.verdicts.get(k);
+                if n > 0 {
+                    writeln!(self.out, "{:<20} {n:>7}", k.name())?;
+                }
+            }
+        }
+        if !s.worst.is_empty() {
+            writeln!(self.out)?;
+            writeln!(self.out, "{}", self.paint("1", "WORST FINDINGS"))?;
+            for w in &s.worst {
+                writeln!(
+                    self.out,
+                    "  flow {:<6} {:<6} {:<16} {}",
+                    w.flow,
+                    w.severity.name(),
+                    w.rule,
+                    w.evidence
+                )?;
+            }
+        }
+        if !s.answer.is_empty() {
+            writeln!(self.out)?;
+            let code = if s.answer.starts_with("FAIL") {
+                "1;31"
+            } else {
+                "1;32"
+            };
+            let answer = self.paint(code, &s.answer);
+            writeln!(self.out, "{answer}")?;
         }
         self.out.flush()
     }

@@ -42,7 +42,13 @@ pub(super) fn strip<'a>(
     link: &mut LinkInfo,
 ) -> Result<Inner<'a>, NonTcp> {
     match link_type {
-        LinkType::ETHERNET => Ok(Inner::Ether(data)),
+        LinkType::ETHERNET => {
+            // Linux `lo` is captured as Ethernet with both addresses zero.
+            if data.get(..12).is_some_and(|m| m.iter().all(|&b| b == 0)) {
+                link.loopback = true;
+            }
+            Ok(Inner::Ether(data))
+        }
         LinkType::RAW
         | LinkType::RAW_OLD_12
         | LinkType::RAW_OLD_14

@@ -58,7 +58,8 @@ pub struct LinkInfo {
     pub capture_if: u32,
     /// The kernel interface index carried by LINUX_SLL2 (`tcpdump -i any`).
     pub ifindex: Option<u32>,
-    /// The link says loopback (SLL/SLL2 ARPHRD_LOOPBACK, BSD NULL/LOOP).
+    /// The link says loopback (SLL/SLL2 ARPHRD_LOOPBACK, BSD NULL/LOOP, Ethernet with both
+    /// MAC addresses zero as Linux `lo` writes it).
     pub loopback: bool,
 }
 
