@@ -80,6 +80,7 @@ fn tshark_streams(path: &std::path::Path) -> BTreeSet<(String, String)> {
     assert!(out.status.success(), "tshark failed on {}", path.display());
     let mut first: std::collections::BTreeMap<String, (String, String)> = Default::default();
     let mut syn: std::collections::BTreeMap<String, (String, String)> = Default::default();
+    let mut synack: std::collections::BTreeMap<String, (String, String)> = Default::default();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let c: Vec<&str> = line.split('|').collect();
         if c.len() < 9 {
@@ -100,11 +101,15 @@ fn tshark_streams(path: &std::path::Path) -> BTreeSet<(String, String)> {
         let is = |v: &str| v == "1" || v == "True";
         if is(c[1]) && !is(c[2]) {
             syn.entry(c[0].to_string()).or_insert((src, dst));
+        } else if is(c[1]) {
+            // A SYN-ACK without its SYN (the replies of an iptables-REDIRECTed connection
+            // on lo form their own tuple): its receiver is the client.
+            synack.entry(c[0].to_string()).or_insert((dst, src));
         }
     }
     first
         .into_iter()
-        .map(|(k, v)| syn.get(&k).cloned().unwrap_or(v))
+        .map(|(k, v)| syn.get(&k).or_else(|| synack.get(&k)).cloned().unwrap_or(v))
         .collect()
 }
 

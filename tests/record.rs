@@ -46,7 +46,12 @@ fn fresh_recordings_analyze_like_the_committed_samples() {
         v
     };
     let mut compared = 0;
-    for committed in common::sample_captures() {
+    // The mesh lab's captures come from captures/mesh/record.sh (the test below).
+    let samples = common::sample_captures().into_iter().filter(|p| {
+        !p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("mesh-"))
+    });
+    for committed in samples {
         let fresh = dir.join(committed.file_name().unwrap());
         assert!(
             fresh.exists(),
@@ -57,5 +62,58 @@ fn fresh_recordings_analyze_like_the_committed_samples() {
         compared += 1;
     }
     assert!(compared >= 8);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Privileged: re-records the mesh lab (captures/mesh/record.sh: three pod namespaces,
+/// iptables REDIRECT, uid-1337 sidecars) and checks that the fresh captures meet the same
+/// committed expectations as the committed ones, under `--profile istio`.
+#[test]
+fn fresh_mesh_lab_recordings_meet_the_committed_expectations() {
+    if !common::root_or_skip("fresh_mesh_lab") {
+        return;
+    }
+    for tool in [
+        "tcpdump", "dumpcap", "openssl", "curl", "iptables", "setpriv",
+    ] {
+        if !common::have("fresh_mesh_lab", tool) {
+            return;
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("meshsniff-mesh-{}", std::process::id()));
+    let status = Command::new("bash")
+        .arg(common::repo().join("captures/mesh/record.sh"))
+        .arg(&dir)
+        .status()
+        .expect("run mesh/record.sh");
+    assert!(status.success(), "mesh/record.sh failed");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(common::repo().join("captures/mesh")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let Some(capture) = name.strip_suffix(".expect.json") else {
+            continue;
+        };
+        let fresh = dir.join(capture);
+        assert!(fresh.exists(), "mesh/record.sh did not write {capture}");
+        let out = common::run(&[
+            "check",
+            "--profile",
+            "istio",
+            "--fail-on",
+            "",
+            "--expect",
+            path.to_str().unwrap(),
+            fresh.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{capture}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 6, "only {checked} mesh captures checked");
     let _ = std::fs::remove_dir_all(&dir);
 }

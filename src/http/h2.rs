@@ -213,10 +213,10 @@ impl H2Reader {
                     evidence.push(s.evidence);
                 }
                 sink.requests.push(HttpRequest {
-                    method,
+                    method: method.into(),
                     host: m.authority.or(m.host),
                     path,
-                    version: "2".into(),
+                    version: std::borrow::Cow::Borrowed("2"),
                     sensitive,
                     evidence,
                 });

@@ -11,6 +11,7 @@ pub mod sensitive;
 
 use sensitive::{Rules, Sensitive};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 pub const MAX_MESSAGES: usize = 64;
 const MAX_HEAD: usize = 16 * 1024;
@@ -21,12 +22,13 @@ const MAX_FORM: usize = 4096;
 /// One request as the report shows it (docs/schema.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpRequest {
-    pub method: String,
+    /// Static for the registered methods (no allocation per request).
+    pub method: Cow<'static, str>,
     /// `Host` (HTTP/1.x) or `:authority` (h2c).
     pub host: Option<String>,
     pub path: String,
     /// `1.0`, `1.1` or `2`.
-    pub version: String,
+    pub version: Cow<'static, str>,
     /// What sensitive data the request carries, by name only: `authorization:<scheme>`,
     /// `proxy-authorization:<scheme>`, `cookie`, `header:<name>`, `query:<parameter>`,
     /// `form:<parameter>`.
@@ -514,10 +516,10 @@ impl HttpStream {
         let (sensitive, evidence) = split(&mut found);
         self.scratch = found;
         self.requests.push(HttpRequest {
-            method: method.to_string(),
+            method: static_method(method),
             host,
             path: path.to_string(),
-            version: if version == 0 { "1.0" } else { "1.1" }.to_string(),
+            version: Cow::Borrowed(if version == 0 { "1.0" } else { "1.1" }),
             sensitive,
             evidence,
         });
@@ -557,6 +559,16 @@ impl HttpStream {
         }
         self.buf = body;
         self.buf.clear();
+    }
+}
+
+fn static_method(m: &str) -> Cow<'static, str> {
+    const COMMON: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    match COMMON.iter().find(|c| **c == m) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(m.to_string()),
     }
 }
 

@@ -33,7 +33,7 @@ HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
 #[test]
 fn pipelined_messages_are_all_found_whatever_the_segmentation() {
     let whole = run(PIPELINED, RESPONSES, usize::MAX);
-    let methods: Vec<_> = whole.requests.iter().map(|r| r.method.as_str()).collect();
+    let methods: Vec<_> = whole.requests.iter().map(|r| &*r.method).collect();
     assert_eq!(methods, ["GET", "POST", "PUT", "GET"]);
     let statuses: Vec<_> = whole.responses.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 302, 204, 404]);
@@ -126,12 +126,7 @@ fn h2c_prior_knowledge_headers_are_decoded_across_continuations() {
     assert_eq!(whole.request_count, 2);
     let r = &whole.requests[0];
     assert_eq!(
-        (
-            r.method.as_str(),
-            r.host.as_deref(),
-            r.path.as_str(),
-            r.version.as_str()
-        ),
+        (&*r.method, r.host.as_deref(), r.path.as_str(), &*r.version),
         ("POST", Some("svc:8080"), "/pkg.Svc/Call", "2")
     );
     assert_eq!(r.sensitive, ["authorization:bearer"]);

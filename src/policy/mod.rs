@@ -9,6 +9,7 @@ use crate::report::FlowRecord;
 use crate::tls::{ClientCert, Outcome, TlsFacts};
 use crate::wire::Addr;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Which conventions judge a flow (`--profile`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,7 +104,8 @@ pub struct Finding {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
     pub kind: Kind,
-    pub reason: String,
+    /// Static for the common cases: a verdict is made for every flow.
+    pub reason: Cow<'static, str>,
     pub findings: Vec<Finding>,
 }
 
@@ -153,7 +155,7 @@ pub fn evaluate(rec: &FlowRecord, place: Place, profile: Profile) -> Option<Verd
     })
 }
 
-fn verdict(kind: Kind, reason: impl Into<String>) -> Verdict {
+fn verdict(kind: Kind, reason: impl Into<Cow<'static, str>>) -> Verdict {
     Verdict {
         kind,
         reason: reason.into(),
@@ -243,7 +245,7 @@ fn tls_verdict(t: &TlsFacts, place: Place, istio: bool) -> Verdict {
     }
     if place.loopback && istio {
         // Loopback TLS is the pod talking to itself; still TLS.
-        v.reason.push_str(" (on loopback)");
+        v.reason.to_mut().push_str(" (on loopback)");
     }
     v
 }
@@ -266,12 +268,17 @@ fn empty_verdict(rec: &FlowRecord, place: Place, istio: bool) -> Verdict {
 fn what(rec: &FlowRecord) -> String {
     if let Some(h) = &rec.http {
         if let Some(r) = h.requests.first() {
-            let host = r
-                .host
-                .as_deref()
-                .map(|h| format!(" (Host {h})"))
-                .unwrap_or_default();
-            return format!("{} {}{host}", r.method, truncate(&r.path, 80));
+            let path = truncate(&r.path, 80);
+            let mut w = String::with_capacity(r.method.len() + path.len() + 40);
+            w.push_str(&r.method);
+            w.push(' ');
+            w.push_str(path);
+            if let Some(h) = &r.host {
+                w.push_str(" (Host ");
+                w.push_str(h);
+                w.push(')');
+            }
+            return w;
         }
         if let Some(r) = h.responses.first() {
             return format!("HTTP response {}", r.status);
@@ -308,6 +315,18 @@ fn sensitive(rec: &FlowRecord) -> Vec<(String, String)> {
     out
 }
 
+/// `client -> server: what`, built without the formatting machinery (one per cleartext flow).
+fn flow_evidence(rec: &FlowRecord) -> String {
+    let what = what(rec);
+    let mut e = String::with_capacity(rec.client.len() + rec.server.len() + what.len() + 6);
+    e.push_str(&rec.client);
+    e.push_str(" -> ");
+    e.push_str(&rec.server);
+    e.push_str(": ");
+    e.push_str(&what);
+    e
+}
+
 fn cleartext_verdict(rec: &FlowRecord, place: Place, istio: bool) -> Verdict {
     let server_port = place.server.1;
     let silent_server = rec.bytes.s2c == 0 && rec.bytes.c2s > 0;
@@ -323,7 +342,7 @@ fn cleartext_verdict(rec: &FlowRecord, place: Place, istio: bool) -> Verdict {
             v.findings.push(Finding {
                 rule: "sensitive-data".into(),
                 severity,
-                evidence: format!("{label}: {ev}"),
+                evidence: [label.as_str(), ": ", ev.as_str()].concat(),
             });
         }
         v
@@ -348,6 +367,16 @@ fn cleartext_verdict(rec: &FlowRecord, place: Place, istio: bool) -> Verdict {
             return verdict(
                 Kind::PlaintextExpected,
                 "Envoy's inbound leg to the application (from 127.0.0.6 on loopback)",
+            );
+        }
+        if rec.packets.c2s == 0 {
+            // iptables REDIRECT rewrites the replies of a redirected connection back to the
+            // original destination, so on lo they form a tuple of their own with no client
+            // packet at all; a real connection always has the client's SYN and ACKs.
+            return verdict(
+                Kind::PlaintextExpected,
+                "replies of a connection redirected to the sidecar (no client packet on this \
+                 tuple: iptables REDIRECT rewrites the replies' source on lo)",
             );
         }
         if ISTIO_LOCAL_PORTS.contains(&server_port) {
@@ -376,7 +405,7 @@ fn cleartext_verdict(rec: &FlowRecord, place: Place, istio: bool) -> Verdict {
         v.findings.push(Finding {
             rule: "sidecar-bypass".into(),
             severity: Severity::High,
-            evidence: format!("{} -> {}: {}", rec.client, rec.server, what(rec)),
+            evidence: flow_evidence(rec),
         });
         return with_secrets(v, Severity::High);
     }
@@ -397,18 +426,16 @@ fn cleartext_verdict(rec: &FlowRecord, place: Place, istio: bool) -> Verdict {
     let mut v = verdict(
         Kind::PlaintextLeak,
         if istio {
-            format!(
-                "cleartext application traffic on a pod interface (port {server_port}): not \
-                 protected by the mesh (PERMISSIVE, an excluded port, or a uid-1337 process)"
-            )
+            "cleartext application traffic on a pod interface: not protected by the mesh \
+             (PERMISSIVE, an excluded port, or a uid-1337 process)"
         } else {
-            format!("cleartext on a non-loopback interface (port {server_port})")
+            "cleartext on a non-loopback interface"
         },
     );
     v.findings.push(Finding {
         rule: "plaintext-leak".into(),
         severity,
-        evidence: format!("{} -> {}: {}", rec.client, rec.server, what(rec)),
+        evidence: flow_evidence(rec),
     });
     with_secrets(v, severity)
 }
