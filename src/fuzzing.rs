@@ -131,3 +131,51 @@ pub fn check_quic(data: &[u8]) {
         assert!(q.client_hello().is_none());
     }
 }
+
+/// The HTTP/1.x and h2c readers alone: the input is split into a client and a server byte
+/// stream (first two bytes: client length; the third picks the chunk size), each fed in
+/// chunks, with a gap wherever a chunk starts with 0xfe. Invariants: what is kept stays within
+/// its bounds, counts cover what is kept, every label has its evidence, and redacted evidence
+/// never carries more than the placeholder after a credential's name.
+pub fn check_http(data: &[u8]) {
+    use crate::http::{self, HttpStream, MAX_MESSAGES};
+    let (split, piece, rest) = match data {
+        [a, b, p, rest @ ..] => (
+            usize::from(u16::from_le_bytes([*a, *b])).min(rest.len()),
+            usize::from(*p % 64) + 1,
+            rest,
+        ),
+        _ => return,
+    };
+    let (c, s) = rest.split_at(split);
+    let feed = |bytes: &[u8]| {
+        let mut st = HttpStream::default();
+        st.reset(false);
+        for chunk in bytes.chunks(piece) {
+            if chunk[0] == 0xfe {
+                st.skip(chunk.len() as u64);
+            } else {
+                st.feed(chunk);
+            }
+        }
+        st
+    };
+    let (mut cs, mut ss) = (feed(c), feed(s));
+    let Some(f) = http::facts(&mut cs, &mut ss) else {
+        return;
+    };
+    assert!(f.requests.len() <= MAX_MESSAGES && f.responses.len() <= MAX_MESSAGES);
+    assert!(f.request_count >= f.requests.len() as u64);
+    assert!(f.response_count >= f.responses.len() as u64);
+    for r in &f.requests {
+        assert_eq!(r.sensitive.len(), r.evidence.len());
+    }
+    for r in &f.responses {
+        assert_eq!(r.sensitive.len(), r.evidence.len());
+    }
+    for (label, ev) in f.sensitive() {
+        if label.starts_with("authorization:") || label.starts_with("header:") {
+            assert!(ev.ends_with(" bytes>") || ev.ends_with(" byte>"), "{ev}");
+        }
+    }
+}

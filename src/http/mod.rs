@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 pub const MAX_MESSAGES: usize = 64;
 const MAX_HEAD: usize = 16 * 1024;
-const MAX_HEADERS: usize = 64;
+const MAX_HEADERS: usize = 48;
 /// Request bodies of forms are looked into this far for credentials.
 const MAX_FORM: usize = 4096;
 
@@ -416,8 +416,8 @@ impl HttpStream {
     /// Parses one head from `bytes`; on success records the message, sets the body state and
     /// returns the head's length. `None`: incomplete, or the state changed to Lost.
     fn parse_head(&mut self, bytes: &[u8]) -> Option<usize> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         if self.response {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut r = httparse::Response::new(&mut headers);
             return match r.parse(bytes) {
                 Ok(httparse::Status::Complete(n)) => {
@@ -448,8 +448,11 @@ impl HttpStream {
                 }
             };
         }
-        let mut r = httparse::Request::new(&mut headers);
-        let (method, path, version, hs, n) = match r.parse(bytes) {
+        // Requests parse into uninitialised header slots (no 1.5 KiB of zeroing per head).
+        let mut slots =
+            [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+        let mut r = httparse::Request::new(&mut []);
+        let (method, path, version, hs, n) = match r.parse_with_uninit_headers(bytes, &mut slots) {
             Ok(httparse::Status::Complete(n)) => (
                 r.method.unwrap_or(""),
                 r.path.unwrap_or(""),

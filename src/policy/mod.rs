@@ -310,9 +310,13 @@ fn sensitive(rec: &FlowRecord) -> Vec<(String, String)> {
         out.extend(c.sensitive.iter().cloned().zip(c.evidence.iter().cloned()));
     }
     // The same credential on every request of a keep-alive connection is one finding.
-    let mut seen = std::collections::HashSet::new();
-    out.retain(|item| seen.insert(item.clone()));
-    out
+    let mut unique: Vec<(String, String)> = Vec::with_capacity(out.len());
+    for item in out {
+        if !unique.contains(&item) {
+            unique.push(item);
+        }
+    }
+    unique
 }
 
 /// `client -> server: what`, built without the formatting machinery (one per cleartext flow).
