@@ -65,10 +65,14 @@ impl Stream {
         pending.clear();
         let mut http = std::mem::take(&mut self.http);
         http.reset(reveal_secrets);
+        // The walker's record log keeps its capacity too (it was freed and regrown per flow).
+        let mut tls = std::mem::take(&mut self.tls);
+        tls.reset();
         *self = Stream {
             data,
             pending,
             http,
+            tls,
             collecting: true,
             ..Stream::default()
         };

@@ -115,22 +115,18 @@ pub struct HttpStream {
 }
 
 impl HttpStream {
+    /// Ready for a new flow, in place (the buffers keep their capacity).
     pub fn reset(&mut self, reveal: bool) {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        let mut requests = std::mem::take(&mut self.requests);
-        requests.clear();
-        let mut responses = std::mem::take(&mut self.responses);
-        responses.clear();
-        let scratch = std::mem::take(&mut self.scratch);
-        *self = HttpStream {
-            buf,
-            requests,
-            responses,
-            scratch,
-            rules: Rules { reveal },
-            ..HttpStream::default()
-        };
+        self.state = State::Start;
+        self.response = false;
+        self.rules = Rules { reveal };
+        self.buf.clear();
+        self.h2 = None;
+        self.requests.clear();
+        self.responses.clear();
+        self.count = 0;
+        self.lost_midway = false;
+        self.grpc = false;
     }
 
     /// Evidence shows values (`--show-secrets`).

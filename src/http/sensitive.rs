@@ -77,6 +77,13 @@ impl Rules {
     /// Looks at one header field; pushes what it reveals. `name` as on the wire.
     pub fn header(&self, name: &[u8], value: &[u8], out: &mut Vec<Sensitive>) {
         let n = name.len();
+        // Every name below starts with one of these letters: most headers end here.
+        if !matches!(
+            name.first().map(u8::to_ascii_lowercase),
+            Some(b'a' | b'c' | b'p' | b's' | b'x')
+        ) {
+            return;
+        }
         if n == 13 && name.eq_ignore_ascii_case(b"authorization")
             || n == 19 && name.eq_ignore_ascii_case(b"proxy-authorization")
         {

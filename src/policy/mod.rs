@@ -300,23 +300,23 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// Sensitive items of a cleartext flow, as (label, evidence).
-fn sensitive(rec: &FlowRecord) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    if let Some(h) = &rec.http {
-        out.extend(h.sensitive().map(|(l, e)| (l.to_string(), e.to_string())));
-    }
-    if let Some(c) = &rec.cleartext {
-        out.extend(c.sensitive.iter().cloned().zip(c.evidence.iter().cloned()));
-    }
-    // The same credential on every request of a keep-alive connection is one finding.
-    let mut unique: Vec<(String, String)> = Vec::with_capacity(out.len());
-    for item in out {
-        if !unique.contains(&item) {
-            unique.push(item);
+/// Sensitive items of a cleartext flow, as (label, evidence), each once (the same credential
+/// on every request of a keep-alive connection is one finding).
+fn sensitive(rec: &FlowRecord) -> Vec<(&str, &str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    let http = rec.http.iter().flat_map(|h| h.sensitive());
+    let other = rec.cleartext.iter().flat_map(|c| {
+        c.sensitive
+            .iter()
+            .zip(&c.evidence)
+            .map(|(l, e)| (l.as_str(), e.as_str()))
+    });
+    for item in http.chain(other) {
+        if !out.contains(&item) {
+            out.push(item);
         }
     }
-    unique
+    out
 }
 
 /// `client -> server: what`, built without the formatting machinery (one per cleartext flow).
@@ -346,7 +346,7 @@ fn cleartext_verdict(rec: &FlowRecord, place: Place, istio: bool) -> Verdict {
             v.findings.push(Finding {
                 rule: "sensitive-data".into(),
                 severity,
-                evidence: [label.as_str(), ": ", ev.as_str()].concat(),
+                evidence: [*label, ": ", *ev].concat(),
             });
         }
         v

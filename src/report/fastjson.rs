@@ -16,18 +16,20 @@ fn clean(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
+    let dirty = |c: &[u8]| {
         let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
         let lt = v.wrapping_sub(0x20 * ONES) & !v & HIGH;
-        if lt | has_zero(v ^ (b'"' as u64 * ONES)) | has_zero(v ^ (b'\\' as u64 * ONES)) != 0 {
-            return false;
-        }
+        lt | has_zero(v ^ (b'"' as u64 * ONES)) | has_zero(v ^ (b'\\' as u64 * ONES)) != 0
+    };
+    if bytes.len() < 8 {
+        return bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\');
     }
-    chunks
-        .remainder()
-        .iter()
-        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+    let mut chunks = bytes.chunks_exact(8);
+    if chunks.any(dirty) {
+        return false;
+    }
+    // The tail as the last eight bytes (overlapping the checked ones): no byte loop.
+    chunks.remainder().is_empty() || !dirty(&bytes[bytes.len() - 8..])
 }
 
 /// Appends `value` as a JSON string, escaped exactly as serde_json does.
@@ -66,7 +68,17 @@ pub fn push_str(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
 }
 
+#[inline]
 fn push_u64(out: &mut Vec<u8>, v: u64) {
+    // Most numbers in a record are small counters: no buffer, no copy call.
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
+    }
+    if v < 100 {
+        out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
+        return;
+    }
     let (buf, start) = super::decimal(v);
     out.extend_from_slice(&buf[start..]);
 }
@@ -95,6 +107,7 @@ impl<'a> Obj<'a> {
         Obj { out, first: true }
     }
     /// `k` is a key already quoted with its colon (see `k!`).
+    #[inline(always)]
     fn key(&mut self, k: &str) -> &mut Vec<u8> {
         if !self.first {
             self.out.push(b',');
@@ -103,20 +116,24 @@ impl<'a> Obj<'a> {
         self.out.extend_from_slice(k.as_bytes());
         self.out
     }
+    #[inline(always)]
     fn str(&mut self, k: &str, v: &str) {
         let out = self.key(k);
         push_str(out, v);
     }
+    #[inline(always)]
     fn opt_str(&mut self, k: &str, v: Option<&str>) {
         match v {
             Some(s) => self.str(k, s),
             None => self.key(k).extend_from_slice(b"null"),
         }
     }
+    #[inline(always)]
     fn num(&mut self, k: &str, v: u64) {
         let out = self.key(k);
         push_u64(out, v);
     }
+    #[inline(always)]
     fn opt_num(&mut self, k: &str, v: Option<u64>) {
         match v {
             Some(n) => self.num(k, n),
@@ -127,6 +144,7 @@ impl<'a> Obj<'a> {
         let out = self.key(k);
         push_f64(out, v);
     }
+    #[inline(always)]
     fn bool(&mut self, k: &str, v: bool) {
         self.key(k)
             .extend_from_slice(if v { b"true" } else { b"false" });
@@ -142,6 +160,7 @@ impl<'a> Obj<'a> {
         }
         out.push(b']');
     }
+    #[inline(always)]
     fn directions(&mut self, k: &str, d: &Directions) {
         let out = self.key(k);
         let mut o = Obj::new(out);

@@ -151,12 +151,14 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
             }
             ext::ALPN => {
                 let mut list = Reader(d.vec16().unwrap_or(&[]));
+                ch.alpn.reserve(3);
                 while let Some(p) = list.vec8() {
                     ch.alpn.push(p.to_vec());
                 }
             }
             ext::SUPPORTED_VERSIONS => {
                 let mut list = Reader(d.vec8().unwrap_or(&[]));
+                ch.supported_versions.reserve(list.0.len() / 2);
                 while let Some(v) = list.u16() {
                     ch.supported_versions.push(v);
                 }
@@ -177,6 +179,7 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
             }
             ext::KEY_SHARE => {
                 let mut list = Reader(d.vec16().unwrap_or(&[]));
+                ch.key_share_groups.reserve(2);
                 while let (Some(g), Some(_)) = (list.u16(), list.vec16()) {
                     ch.key_share_groups.push(g);
                 }
@@ -232,6 +235,7 @@ pub fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
         return Some(sh);
     }
     let mut exts = Reader(r.vec16()?);
+    sh.extensions.reserve(8);
     while !exts.is_empty() {
         let kind = exts.u16()?;
         let data = exts.vec16()?;
@@ -279,6 +283,7 @@ impl<'a> Messages<'a> {
         };
         let mut at = 0;
         let b = m.bytes;
+        m.index.reserve(8);
         while b.len() - at >= 4 && m.index.len() < max {
             let len = (usize::from(b[at + 1]) << 16)
                 | (usize::from(b[at + 2]) << 8)

@@ -195,10 +195,13 @@ fn client_hello_facts(
     ja4_cache: &mut ja4::Ja4Cache,
 ) -> TlsFacts {
     fn named(list: &[u16], name: impl Fn(u16) -> Name) -> Vec<Name> {
-        list.iter()
-            .filter(|v| !handshake::is_grease(**v))
-            .map(|v| name(*v))
-            .collect()
+        let mut out = Vec::with_capacity(list.len());
+        out.extend(
+            list.iter()
+                .filter(|v| !handshake::is_grease(**v))
+                .map(|v| name(*v)),
+        );
+        out
     }
     let not_grease = |v: &&u16| !handshake::is_grease(**v);
     let versions_offered = match ch {
