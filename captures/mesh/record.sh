@@ -90,7 +90,9 @@ wait_port() { # NS PORT
   done
   echo "mesh/record.sh: nothing listens on port $2 in $1" >&2; return 1
 }
-bg() { "$@" >/dev/null 2>&1 & pids+=($!); }
+# bg NS CMD...: a server in NS; `ip netns exec` execs, so $! is the server itself (a shell
+# function here would leave a subshell in between that signals do not reach).
+bg() { local ns=$1; shift; ip netns exec "$ns" "$@" >/dev/null 2>&1 & pids+=($!); }
 caps=()
 start_capture() { # NS FILE TOOL ARGS...
   local ns=$1 file=$2 tool=$3; shift 3
@@ -107,11 +109,11 @@ start_capture() { # NS FILE TOOL ARGS...
 }
 
 # --- workloads ---------------------------------------------------------------------------------
-bg inB python3 -m http.server --bind 0.0.0.0 --directory www 8080
-bg inB python3 -m http.server --bind 0.0.0.0 --directory www 9090
-bg inB "${as1337[@]}" $PY -m http.server --bind 0.0.0.0 --directory www 15021
-bg inB "${as1337[@]}" $PY sidecar.py inbound 0.0.0.0:15006 $BIP:8080 server.crt server.key ca.crt "$work/b.keys"
-bg inA "${as1337[@]}" $PY sidecar.py outbound 0.0.0.0:15001 client.crt client.key ca.crt "$work/a.keys"
+bg $B python3 -m http.server --bind 0.0.0.0 --directory www 8080
+bg $B python3 -m http.server --bind 0.0.0.0 --directory www 9090
+bg $B "${as1337[@]}" $PY -m http.server --bind 0.0.0.0 --directory www 15021
+bg $B "${as1337[@]}" $PY sidecar.py inbound 0.0.0.0:15006 $BIP:8080 server.crt server.key ca.crt "$work/b.keys"
+bg $A "${as1337[@]}" $PY sidecar.py outbound 0.0.0.0:15001 client.crt client.key ca.crt "$work/a.keys"
 for p in 8080 9090 15021 15006; do wait_port $B $p; done
 wait_port $A 15001
 
@@ -124,23 +126,25 @@ start_capture $A "$out/mesh-client-lo.pcap" tcpdump -i lo tcp
 
 # 1. STRICT: the client app's plain request leaves its pod as Istio mTLS and reaches the app
 #    from 127.0.0.6 on the server pod's lo.
-inA curl -sS -o /dev/null "http://$BIP:8080/index.html"
+inA curl -sS -m 10 -o /dev/null "http://$BIP:8080/index.html"
 # 2. A client without a sidecar sends plaintext to the protected port: the sidecar drops it.
 inC curl -s -o /dev/null -m 5 "http://$BIP:8080/index.html" || true
 # 3. PERMISSIVE-like: plaintext with a bearer token to a port that is not redirected.
-inC curl -sS -o /dev/null -H "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.not-a-real-token.sig" \
+inC curl -sS -m 10 -o /dev/null -H "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.not-a-real-token.sig" \
   "http://$BIP:9090/index.html"
 # 4. kubectl port-forward's path: enter the pod's network namespace, dial localhost.
-inB curl -sS -o /dev/null -H "Cookie: session=not-a-real-session; theme=dark" \
+inB curl -sS -m 10 -o /dev/null -H "Cookie: session=not-a-real-session; theme=dark" \
   "http://127.0.0.1:8080/index.html"
 # 5. A process running as the sidecar's uid escapes the redirect: plaintext on eth0.
-inA "${as1337[@]}" curl -sS -o /dev/null "http://$BIP:9090/index.html"
+inA "${as1337[@]}" curl -sS -m 10 -o /dev/null "http://$BIP:9090/index.html"
 # 6. A kubelet-like readiness probe to the sidecar's health port.
-inC curl -sS -o /dev/null "http://$BIP:15021/index.html"
+inC curl -sS -m 10 -o /dev/null "http://$BIP:15021/index.html"
 
 sleep 0.5
 for c in "${caps[@]}"; do
-  kill -INT "${c%%:*}" 2>/dev/null || true; wait "${c%%:*}" 2>/dev/null || true
+  # SIGTERM, not SIGINT: a script without job control starts background commands with SIGINT
+  # ignored. tcpdump and dumpcap both finish their file on SIGTERM.
+  kill -TERM "${c%%:*}" 2>/dev/null || true; wait "${c%%:*}" 2>/dev/null || true
   rm -f "${c#*:}.log"
 done
 cat "$work/a.keys" "$work/b.keys" > "$out/mesh.keys"

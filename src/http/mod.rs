@@ -98,23 +98,96 @@ enum State {
     Lost,
 }
 
-/// One direction's HTTP parser.
+/// One direction's HTTP parser, made only for directions whose first byte could start HTTP
+/// (an uppercase letter, or the 0 of an h2c SETTINGS frame): TLS and other binary streams
+/// never get one, and the flow slot stays small. A slot keeps its parser for reuse.
 #[derive(Debug, Default)]
 pub struct HttpStream {
+    parser: Option<Box<Parser>>,
+    active: bool,
+    decided: bool,
+    reveal: bool,
+}
+
+impl HttpStream {
+    pub fn reset(&mut self, reveal: bool) {
+        self.active = false;
+        self.decided = false;
+        self.reveal = reveal;
+    }
+
+    /// Evidence shows values (`--show-secrets`).
+    pub fn reveals(&self) -> bool {
+        self.reveal
+    }
+
+    /// In-order bytes of this direction.
+    #[inline]
+    pub fn feed(&mut self, d: &[u8]) {
+        if self.active {
+            if let Some(p) = self.parser.as_deref_mut() {
+                p.feed(d);
+            }
+        } else if !self.decided && !d.is_empty() {
+            self.first(d);
+        }
+    }
+
+    #[cold]
+    fn first(&mut self, d: &[u8]) {
+        self.decided = true;
+        if d[0].is_ascii_uppercase() || d[0] == 0 {
+            let p = self.parser.get_or_insert_with(Box::default);
+            p.reset(self.reveal);
+            self.active = true;
+            p.feed(d);
+        }
+    }
+
+    /// `n` bytes the capture does not have.
+    pub fn skip(&mut self, n: u64) {
+        if self.active {
+            if let Some(p) = self.parser.as_deref_mut() {
+                p.skip(n);
+            }
+        } else {
+            // A gap before the first byte: the start cannot be judged.
+            self.decided = true;
+        }
+    }
+
+    fn parser(&mut self) -> Option<&mut Parser> {
+        if self.active {
+            self.parser.as_deref_mut()
+        } else {
+            None
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        match (&self.parser, self.active) {
+            (Some(p), true) => p.count,
+            _ => 0,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Parser {
     state: State,
     response: bool,
     rules: Rules,
     buf: Vec<u8>,
     h2: Option<Box<h2::H2Reader>>,
-    pub requests: Vec<HttpRequest>,
-    pub responses: Vec<HttpResponse>,
-    pub count: u64,
-    pub lost_midway: bool,
+    requests: Vec<HttpRequest>,
+    responses: Vec<HttpResponse>,
+    count: u64,
+    lost_midway: bool,
     grpc: bool,
     scratch: Vec<Sensitive>,
 }
 
-impl HttpStream {
+impl Parser {
     /// Ready for a new flow, in place (the buffers keep their capacity).
     pub fn reset(&mut self, reveal: bool) {
         self.state = State::Start;
@@ -127,11 +200,6 @@ impl HttpStream {
         self.count = 0;
         self.lost_midway = false;
         self.grpc = false;
-    }
-
-    /// Evidence shows values (`--show-secrets`).
-    pub fn reveals(&self) -> bool {
-        self.rules.reveal
     }
 
     pub fn is_http(&self) -> bool {
@@ -670,6 +738,15 @@ fn body_state(f: Framing, form_ok: bool) -> State {
 
 /// The `http` facts of a flow from its two directions' parsers (moved out of them).
 pub fn facts(client: &mut HttpStream, server: &mut HttpStream) -> Option<HttpFacts> {
+    let (c, s) = (client.parser(), server.parser());
+    if c.is_none() && s.is_none() {
+        return None;
+    }
+    let (mut blank_c, mut blank_s) = (Parser::default(), Parser::default());
+    parser_facts(c.unwrap_or(&mut blank_c), s.unwrap_or(&mut blank_s))
+}
+
+fn parser_facts(client: &mut Parser, server: &mut Parser) -> Option<HttpFacts> {
     let (req, resp) = if client.response && !server.response {
         (server, client)
     } else {
