@@ -10,6 +10,7 @@
 #       accepts the application's redirected connections on LISTEN, reads the original
 #       destination (SO_ORIGINAL_DST) and originates mTLS to it with Istio's ALPN and
 #       `outbound_.<port>_._.<host>` SNI.
+import select
 import socket
 import ssl
 import struct
@@ -20,30 +21,30 @@ SO_ORIGINAL_DST = 80
 ISTIO_ALPN = ["istio-http/1.1", "istio", "http/1.1"]
 
 
-def pipe(src, dst):
+def relay(a, b):
+    """Copies both ways in one thread until either side ends (OpenSSL objects must not be
+    read and written from two threads at once: a two-thread relay hung now and then)."""
+    peer = {a: b, b: a}
     try:
         while True:
-            data = src.recv(65536)
-            if not data:
-                break
-            dst.sendall(data)
-    except OSError:
-        pass
+            ready = [s for s in (a, b) if isinstance(s, ssl.SSLSocket) and s.pending()]
+            if not ready:
+                ready, _, _ = select.select([a, b], [], [], 30)
+                if not ready:
+                    return
+            for s in ready:
+                try:
+                    data = s.recv(65536)
+                except ssl.SSLWantReadError:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                peer[s].sendall(data)
     finally:
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-def relay(a, b):
-    t = threading.Thread(target=pipe, args=(b, a), daemon=True)
-    t.start()
-    pipe(a, b)
-    t.join(5)
-    a.close()
-    b.close()
+        a.close()
+        b.close()
 
 
 def listener(addr):
