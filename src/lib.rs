@@ -16,9 +16,11 @@
 //! bounded by live flows × per-flow cap, never by input size; a damaged input still yields
 //! every flow that could be read. The library never needs privileges.
 
-// `unsafe` is denied crate-wide in Cargo.toml; only the live-capture module may allow it.
+// `unsafe` is denied crate-wide in Cargo.toml; only `capture` (namespace entry, packet
+// sockets, signals, privilege drop) allows it.
 
 pub mod analyze;
+pub mod capture;
 pub mod classify;
 pub mod flow;
 #[doc(hidden)]

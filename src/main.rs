@@ -44,6 +44,78 @@ enum Command {
     ///
     /// Example: meshsniff check capture.pcapng --profile istio --fail-on plaintext-leak,sidecar-bypass
     Check(CheckArgs),
+    /// Capture inside a pod's network namespace (by PID, namespace or container ID) and
+    /// write pcap or pcapng; needs root or CAP_NET_RAW + CAP_SYS_ADMIN, which it drops as soon
+    /// as the socket is open.
+    ///
+    /// Example: meshsniff capture --container containerd://4f1d… -i any -w pod.pcapng --pcapng
+    Capture(CaptureArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CaptureArgs {
+    /// The target's process ID (its network namespace is captured).
+    #[arg(long, value_name = "PID", group = "target")]
+    pid: Option<u32>,
+    /// A network namespace: a name from `ip netns list`, or a path like /proc/PID/ns/net.
+    #[arg(long, value_name = "NAME|PATH", group = "target")]
+    netns: Option<String>,
+    /// A container ID (`containerd://…`, `cri-o://…`, `docker://…` or bare hex), found in
+    /// /proc/*/cgroup; no container runtime socket is needed.
+    #[arg(long, value_name = "ID", group = "target")]
+    container: Option<String>,
+    /// Interface in the target's namespace, or `any` (cooked, LINUX_SLL2, with interface
+    /// index and direction).
+    #[arg(short = 'i', long, default_value = "any", value_name = "IFACE")]
+    interface: String,
+    /// A capture filter in tcpdump syntax (not implemented yet: refused, see docs/capture.md).
+    #[arg(short = 'f', long, value_name = "FILTER")]
+    filter: Option<String>,
+    /// Where to write: a file (created 0600) or `-` for standard output.
+    #[arg(short = 'w', long, default_value = "-", value_name = "FILE|-")]
+    write: String,
+    /// Stop after this many packets.
+    #[arg(short = 'c', long, value_name = "N")]
+    count: Option<u64>,
+    /// Stop after this long: `30`, `30s`, `5m`, `1h`.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    duration: Option<std::time::Duration>,
+    /// Stop once the file holds this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_bytes: Option<u64>,
+    /// Bytes kept per packet.
+    #[arg(long, default_value_t = 262_144, value_name = "N")]
+    snaplen: u32,
+    /// Write pcapng: one named interface block per interface (`eth0` and `lo` told apart).
+    #[arg(long)]
+    pcapng: bool,
+    /// The unprivileged user to switch to once the socket is open: UID[:GID].
+    #[arg(long, default_value = "65534:65534", value_name = "UID[:GID]")]
+    user: String,
+    /// List the target's interfaces (like `tcpdump -D`) and exit.
+    #[arg(long)]
+    list_interfaces: bool,
+}
+
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a number with s, m or h, e.g. 30s"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use s, m or h)")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("`{s}`: must be more than zero"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(clap::Args, Debug)]
@@ -124,6 +196,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => analyze(args, None).map(|(code, _)| code),
         Command::Check(args) => check(args),
+        Command::Capture(args) => capture(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -361,6 +434,95 @@ fn check(args: CheckArgs) -> Result<u8> {
     } else {
         code
     })
+}
+
+fn capture(args: CaptureArgs) -> Result<u8> {
+    use meshsniff::capture::{self, Options, Target};
+    let target = match (args.pid, &args.netns, &args.container) {
+        (Some(p), _, _) => Some(Target::Pid(p)),
+        (_, Some(n), _) => Some(Target::Netns(n.clone())),
+        (_, _, Some(c)) => Some(Target::Container(c.clone())),
+        _ => None,
+    };
+    if args.list_interfaces {
+        for (n, i) in capture::list_interfaces(target.as_ref())?
+            .iter()
+            .enumerate()
+        {
+            let kind = match i.hatype {
+                capture::live::ARPHRD_LOOPBACK => " [Loopback]",
+                _ => "",
+            };
+            let state = if i.up { "Up" } else { "Down" };
+            println!("{}.{} (index {}){kind} [{state}]", n + 1, i.name, i.index);
+        }
+        return Ok(0);
+    }
+    if let Some(f) = &args.filter {
+        bail!(
+            "capture filters are not implemented yet, so `{f}` cannot be applied exactly as \
+             libpcap would; capture without -f and filter when analysing, or use tcpdump for now"
+        );
+    }
+    let user = parse_user(&args.user)?;
+    if args.snaplen < 64 {
+        bail!("--snaplen must be at least 64");
+    }
+    // The output is opened before privileges are dropped (like tcpdump -w with -Z).
+    let out: Box<dyn Write> = if args.write == "-" {
+        if io::stdout().is_terminal() {
+            bail!(
+                "refusing to write a binary capture to the terminal: use -w FILE, or pipe it \
+                 (e.g. | meshsniff analyze -, | wireshark -k -i -)"
+            );
+        }
+        Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()))
+    } else {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&args.write)
+            .with_context(|| format!("cannot create {}", args.write))?;
+        Box::new(BufWriter::with_capacity(1 << 16, f))
+    };
+    let opts = Options {
+        target,
+        interface: args.interface.clone(),
+        snaplen: args.snaplen,
+        count: args.count,
+        duration: args.duration,
+        max_bytes: args.max_bytes,
+        pcapng: args.pcapng,
+        user,
+    };
+    capture::install_stop_signals();
+    let iface = args.interface.clone();
+    let stats = capture::run(&opts, out, &mut |live| {
+        let link = match live.framing {
+            capture::live::Framing::Raw(l) => format!("link type {l}"),
+            capture::live::Framing::Cooked => "LINUX_SLL2".to_string(),
+        };
+        eprintln!(
+            "meshsniff: capturing on {iface} ({link}), as uid {}",
+            user.0
+        );
+    })?;
+    eprintln!("{} packets captured", stats.written);
+    eprintln!("{} packets received by filter", stats.received);
+    eprintln!("{} packets dropped by kernel", stats.dropped);
+    Ok(0)
+}
+
+/// `UID[:GID]` (numbers; the helper runs where user names may not resolve).
+fn parse_user(s: &str) -> Result<(u32, u32)> {
+    let (u, g) = s.split_once(':').unwrap_or((s, s));
+    match (u.parse(), g.parse()) {
+        (Ok(u), Ok(g)) => Ok((u, g)),
+        _ => bail!("--user `{s}`: expected numeric UID[:GID], e.g. 65534:65534"),
+    }
 }
 
 /// Finding rules (besides the verdict kinds) that `--fail-on` accepts.
