@@ -50,6 +50,51 @@ enum Command {
     ///
     /// Example: meshsniff capture --container containerd://4f1d… -i any -w pod.pcapng --pcapng
     Capture(CaptureArgs),
+    /// Capture and judge live: the capture helper runs as a privileged child, the analyzer in
+    /// this (unprivileged) process on its output; flows print as they close, a status line
+    /// shows progress, and the end is the same summary and exit code as `check`.
+    ///
+    /// Example: sudo meshsniff sniff --pid 4242 --profile istio -w pod.pcapng
+    Sniff(SniffArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct SniffArgs {
+    #[arg(long, value_name = "PID", group = "target")]
+    pid: Option<u32>,
+    #[arg(long, value_name = "NAME|PATH", group = "target")]
+    netns: Option<String>,
+    #[arg(long, value_name = "ID", group = "target")]
+    container: Option<String>,
+    /// Interface in the target's namespace, or `any`.
+    #[arg(short = 'i', long, default_value = "any", value_name = "IFACE")]
+    interface: String,
+    /// Keep the capture (pcapng, created 0600).
+    #[arg(short = 'w', long, value_name = "FILE")]
+    write: Option<String>,
+    #[arg(short = 'c', long, value_name = "N")]
+    count: Option<u64>,
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    duration: Option<std::time::Duration>,
+    #[arg(long, value_enum, default_value_t = ProfileArg::Strict)]
+    profile: ProfileArg,
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "plaintext-leak,sidecar-bypass",
+        value_name = "KINDS"
+    )]
+    fail_on: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    #[arg(long)]
+    show_secrets: bool,
+    /// No status line.
+    #[arg(short, long)]
+    quiet: bool,
+    /// The unprivileged user both processes end up as: UID[:GID].
+    #[arg(long, default_value = "65534:65534", value_name = "UID[:GID]")]
+    user: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -197,6 +242,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze(args, None).map(|(code, _)| code),
         Command::Check(args) => check(args),
         Command::Capture(args) => capture(args),
+        Command::Sniff(args) => sniff(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -260,6 +306,16 @@ fn analyze(
     args: AnalyzeArgs,
     observe: Option<&mut dyn FnMut(&meshsniff::report::FlowRecord)>,
 ) -> Result<(u8, meshsniff::report::Summary)> {
+    analyze_inputs(args, None, observe)
+}
+
+/// `analyze` on inputs already opened by the caller (`sniff`'s live pipe), or on the files
+/// the arguments name.
+fn analyze_inputs(
+    args: AnalyzeArgs,
+    opened: Option<Vec<Input>>,
+    observe: Option<&mut dyn FnMut(&meshsniff::report::FlowRecord)>,
+) -> Result<(u8, meshsniff::report::Summary)> {
     if args.max_flows == 0 {
         bail!("--max-flows must be at least 1");
     }
@@ -276,7 +332,10 @@ fn analyze(
         ProfileArg::None => Profile::None,
     };
     // Open everything first: a typo fails before any output is written.
-    let inputs = open_inputs(&args.inputs)?;
+    let inputs = match opened {
+        Some(i) => i,
+        None => open_inputs(&args.inputs)?,
+    };
     let live = inputs.iter().any(|i| i.size.is_none());
     let stdout = io::stdout();
     let out = BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -354,6 +413,10 @@ impl Sink for Tee<'_> {
 }
 
 fn check(args: CheckArgs) -> Result<u8> {
+    check_inputs(args, None)
+}
+
+fn check_inputs(args: CheckArgs, opened: Option<Vec<Input>>) -> Result<u8> {
     let mut fail_on = Vec::new();
     for k in &args.fail_on {
         let k = k.trim();
@@ -376,6 +439,10 @@ fn check(args: CheckArgs) -> Result<u8> {
     let mut seen = Vec::new();
     let mut failing: Vec<String> = Vec::new();
     let mut observe = |r: &meshsniff::report::FlowRecord| {
+        LIVE_FLOWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if r.verdict.as_ref().is_some_and(|v| v.kind.is_problem()) {
+            LIVE_PROBLEMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         seen.push(expect::Seen::of(r));
         if let Some(v) = &r.verdict {
             if fail_on.iter().any(|k| k == v.kind.name()) {
@@ -395,7 +462,7 @@ fn check(args: CheckArgs) -> Result<u8> {
         }
     };
     let quiet = args.analyze.quiet;
-    let (code, summary) = analyze(args.analyze, Some(&mut observe))?;
+    let (code, summary) = analyze_inputs(args.analyze, opened, Some(&mut observe))?;
     let mut failed = false;
     if !failing.is_empty() {
         failed = true;
@@ -514,6 +581,161 @@ fn capture(args: CaptureArgs) -> Result<u8> {
     eprintln!("{} packets received by filter", stats.received);
     eprintln!("{} packets dropped by kernel", stats.dropped);
     Ok(0)
+}
+
+/// Flows seen by a live analysis, for the status line.
+static LIVE_FLOWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static LIVE_PROBLEMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The child's capture stream, copied to the kept file as it is read; forwards a stop
+/// request (SIGTERM/SIGHUP to this process) to the child once.
+struct LiveTee {
+    child: std::process::ChildStdout,
+    pid: u32,
+    keep: Option<File>,
+    bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    forwarded: bool,
+}
+
+impl Read for LiveTee {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.forwarded && meshsniff::capture::stop_requested() {
+            self.forwarded = true;
+            meshsniff::capture::terminate(self.pid);
+        }
+        let n = self.child.read(buf)?;
+        if let Some(f) = &mut self.keep {
+            f.write_all(&buf[..n])?;
+        }
+        self.bytes
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn sniff(args: SniffArgs) -> Result<u8> {
+    use std::sync::atomic::Ordering;
+    let user = parse_user(&args.user)?;
+    let mut child_args: Vec<String> = vec!["capture".into()];
+    match (args.pid, &args.netns, &args.container) {
+        (Some(p), _, _) => child_args.extend(["--pid".into(), p.to_string()]),
+        (_, Some(n), _) => child_args.extend(["--netns".into(), n.clone()]),
+        (_, _, Some(c)) => child_args.extend(["--container".into(), c.clone()]),
+        _ => {}
+    }
+    child_args.extend([
+        "-i".into(),
+        args.interface.clone(),
+        "-w".into(),
+        "-".into(),
+        "--pcapng".into(),
+        "--user".into(),
+        args.user.clone(),
+    ]);
+    if let Some(c) = args.count {
+        child_args.extend(["-c".into(), c.to_string()]);
+    }
+    if let Some(d) = args.duration {
+        child_args.extend(["--duration".into(), format!("{}ms", d.as_millis().max(1))]);
+    }
+    // The kept file is opened before any privilege is dropped.
+    let keep = match &args.write {
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            Some(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(path)
+                    .with_context(|| format!("cannot create {path}"))?,
+            )
+        }
+        None => None,
+    };
+    // Ctrl-C reaches the child too (same process group): it stops and closes the stream,
+    // and this process reports what it read. SIGTERM/SIGHUP are forwarded to it.
+    meshsniff::capture::install_stop_signals();
+    let exe = std::env::current_exe().context("cannot find this program to run the helper")?;
+    let mut child = std::process::Command::new(exe)
+        .args(&child_args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start the capture helper")?;
+    let stdout = child.stdout.take().context("no helper output")?;
+    // The analyzer needs no privileges at all.
+    if running_as_root() {
+        meshsniff::capture::live::drop_privileges(user.0, user.1)?;
+    }
+    let bytes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let show_status = !args.quiet && io::stderr().is_terminal();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let status = show_status.then(|| {
+        let (bytes, done) = (bytes.clone(), done.clone());
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(500));
+                eprint!(
+                    "\r\x1b[2K{:.0}s · {} captured · {} flows · {} problems",
+                    start.elapsed().as_secs_f64(),
+                    meshsniff::report::human_bytes(bytes.load(Ordering::Relaxed)),
+                    LIVE_FLOWS.load(Ordering::Relaxed),
+                    LIVE_PROBLEMS.load(Ordering::Relaxed),
+                );
+            }
+            eprint!("\r\x1b[2K");
+        })
+    });
+    let input = Input {
+        name: format!("live:{}", args.interface),
+        reader: Box::new(LiveTee {
+            child: stdout,
+            pid: child.id(),
+            keep,
+            bytes,
+            forwarded: false,
+        }),
+        size: None,
+    };
+    let check_args = CheckArgs {
+        analyze: AnalyzeArgs {
+            inputs: vec!["-".into()],
+            format: args.format,
+            quiet: true,
+            color: Colour::Auto,
+            max_flows: 65_536,
+            idle_timeout: 120,
+            collect_bytes: 16 * 1024,
+            profile: args.profile,
+            show_secrets: args.show_secrets,
+        },
+        fail_on: args.fail_on,
+        expect: None,
+    };
+    let result = check_inputs(check_args, Some(vec![input]));
+    done.store(true, Ordering::Relaxed);
+    if let Some(t) = status {
+        let _ = t.join();
+    }
+    let helper = child.wait().context("waiting for the capture helper")?;
+    let code = result?;
+    if !helper.success() && code == 0 {
+        bail!("the capture helper failed ({helper}); see its message above");
+    }
+    Ok(code)
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|v| v.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
 }
 
 /// `UID[:GID]` (numbers; the helper runs where user names may not resolve).

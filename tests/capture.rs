@@ -38,7 +38,10 @@ impl Lab {
         let pod = format!("msn-cap-pod{n}");
         let client = format!("msn-cap-cli{n}");
         for ns in [&pod, &client] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
             sh(&["ip", "netns", "add", ns]);
             sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         }
@@ -165,8 +168,13 @@ impl Lab {
     }
 
     fn meshsniff(&self, args: &[&str], log: &Path) -> Child {
+        let mut args = args.to_vec();
+        if !args.contains(&"--duration") {
+            // A failing test must not leave a capture running forever.
+            args.extend(["--duration", "120"]);
+        }
         let child = Command::new(common::bin())
-            .args(args)
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
@@ -637,4 +645,113 @@ fn errors_say_what_to_do() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented"));
+}
+
+/// `sniff`: the helper as a child, the analyzer in this process on its output, both
+/// unprivileged once the socket is open; Ctrl-C (SIGINT to the process group) stops both
+/// cleanly: the summary is printed, the exit code is `check`'s, the kept file is valid.
+#[test]
+fn sniff_judges_live_and_stops_cleanly_on_ctrl_c() {
+    if !skip_unless_ready("sniff_judges_live_and_stops_cleanly_on_ctrl_c") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let mut lab = Lab::new(5);
+    lab.spawn_in_pod(&["python3", "-m", "http.server", "--bind", "0.0.0.0", "8080"]);
+    lab.wait_port(8080);
+    let kept = lab.dir.join("live.pcapng");
+    let err_log = lab.dir.join("sniff.err");
+    let mut sniff = Command::new(common::bin())
+        .args([
+            "sniff",
+            "--netns",
+            &lab.pod,
+            "--profile",
+            "istio",
+            "--format",
+            "jsonl",
+        ])
+        .args(["--duration", "120", "-w"])
+        .arg(&kept)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&err_log).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    wait_for(&err_log, "capturing on");
+    // Both processes run unprivileged now.
+    std::thread::sleep(Duration::from_millis(200));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sniff.id())).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.contains("65534")),
+        "the analyzer still runs as root: {status}"
+    );
+    lab.curl(&format!("http://{}:8080/", lab.pod_ip));
+    let st = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.pod,
+            "curl",
+            "-s",
+            "-m",
+            "10",
+            "-o",
+            "/dev/null",
+        ])
+        .args([
+            "-H",
+            "Cookie: session=not-a-real-session",
+            "http://127.0.0.1:8080/",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    lab.sentinel();
+    // Ctrl-C: the terminal sends SIGINT to the whole foreground process group.
+    sh(&["kill", "-INT", "--", &format!("-{}", sniff.id())]);
+    let mut out = String::new();
+    sniff
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let st = sniff.wait().unwrap();
+    let err = std::fs::read_to_string(&err_log).unwrap();
+    assert_eq!(
+        st.code(),
+        Some(1),
+        "a bypass and a leak fail like check: {err}"
+    );
+    let (flows, summary) = common::parse_jsonl(out.as_bytes());
+    assert_eq!(flows.len(), 2, "{out}");
+    assert_eq!(summary.verdicts.sidecar_bypass, 1);
+    assert_eq!(summary.verdicts.plaintext_leak, 1);
+    assert!(summary.answer.starts_with("FAIL"), "{}", summary.answer);
+    assert!(
+        !out.contains("not-a-real-session"),
+        "the cookie leaked into the report"
+    );
+    assert!(err.contains("packets dropped by kernel"), "{err}");
+    // The kept capture is complete and valid, and says the same.
+    assert!(tshark_packets(&kept).len() >= 20);
+    let again = common::run(&[
+        "check",
+        "--profile",
+        "istio",
+        "--format",
+        "jsonl",
+        kept.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    let (flows2, _) = common::parse_jsonl(&again.stdout);
+    assert_eq!(flows2.len(), 2);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }

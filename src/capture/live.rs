@@ -252,9 +252,12 @@ impl Live {
             let one: libc::c_int = 1;
             setsockopt(&fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &one)
                 .map_err(sys("SO_TIMESTAMPNS"))?;
-            // A larger receive buffer rides out bursts (tcpdump's default buffer is 2 MiB).
-            let buf: libc::c_int = 4 << 20;
-            let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &buf);
+            // A large receive buffer rides out bursts (tcpdump's ring is 2 MiB by default):
+            // FORCE passes rmem_max while we still hold CAP_NET_ADMIN; else what is allowed.
+            let buf: libc::c_int = 64 << 20;
+            if setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &buf).is_err() {
+                let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &buf);
+            }
             // Wake up now and then to notice signals and the duration limit.
             let tv = libc::timeval {
                 tv_sec: 0,

@@ -89,6 +89,14 @@ pub fn request_stop() {
     STOP.store(true, Ordering::SeqCst);
 }
 
+/// Asks process `pid` (the capture helper) to stop cleanly.
+pub fn terminate(pid: u32) {
+    // SAFETY: kill(2) with a pid this process spawned and a plain signal number.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+}
+
 /// Lists the interfaces of the target's namespace (`--list-interfaces`).
 pub fn list_interfaces(target: Option<&Target>) -> Result<Vec<Interface>, CaptureError> {
     let path = target.map(Target::netns_path).transpose()?;

@@ -9,7 +9,7 @@ mod table;
 
 pub use json::{JsonDocSink, JsonlSink};
 pub use schema::*;
-pub use table::TableSink;
+pub use table::{TableSink, human_bytes};
 
 use crate::classify::{self, ClientBasis};
 use crate::flow::{End, Flow, Start};
