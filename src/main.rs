@@ -587,22 +587,15 @@ fn capture(args: CaptureArgs) -> Result<u8> {
 static LIVE_FLOWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static LIVE_PROBLEMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// The child's capture stream, copied to the kept file as it is read; forwards a stop
-/// request (SIGTERM/SIGHUP to this process) to the child once.
+/// The child's capture stream, copied to the kept file as it is read.
 struct LiveTee {
     child: std::process::ChildStdout,
-    pid: u32,
     keep: Option<File>,
     bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    forwarded: bool,
 }
 
 impl Read for LiveTee {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.forwarded && meshsniff::capture::stop_requested() {
-            self.forwarded = true;
-            meshsniff::capture::terminate(self.pid);
-        }
         let n = self.child.read(buf)?;
         if let Some(f) = &mut self.keep {
             f.write_all(&buf[..n])?;
@@ -664,6 +657,15 @@ fn sniff(args: SniffArgs) -> Result<u8> {
         .spawn()
         .context("cannot start the capture helper")?;
     let stdout = child.stdout.take().context("no helper output")?;
+    // A stop asked of this process (SIGTERM, SIGHUP; Ctrl-C reaches the helper directly)
+    // goes to the helper even while no packet arrives.
+    let helper_pid = child.id();
+    std::thread::spawn(move || {
+        while !meshsniff::capture::stop_requested() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        meshsniff::capture::terminate(helper_pid);
+    });
     // The analyzer needs no privileges at all.
     if running_as_root() {
         meshsniff::capture::live::drop_privileges(user.0, user.1)?;
@@ -692,10 +694,8 @@ fn sniff(args: SniffArgs) -> Result<u8> {
         name: format!("live:{}", args.interface),
         reader: Box::new(LiveTee {
             child: stdout,
-            pid: child.id(),
             keep,
             bytes,
-            forwarded: false,
         }),
         size: None,
     };

@@ -84,9 +84,56 @@ fn fresh_mesh_lab_recordings_meet_the_committed_expectations() {
     let status = Command::new("bash")
         .arg(common::repo().join("captures/mesh/record.sh"))
         .arg(&dir)
+        .env("MESH_SNIFF", common::bin())
         .status()
         .expect("run mesh/record.sh");
     assert!(status.success(), "mesh/record.sh failed");
+    // The same lab judged live by `sniff` on the server pod (-i any): mtls on eth0,
+    // plaintext-expected on lo, the bypass and the leaks caught, as in the recorded capture.
+    let live = std::fs::read(dir.join("mesh-sniff-live.jsonl")).unwrap();
+    let (flows, summary) = common::parse_jsonl(&live);
+    let kinds = |lo: bool, kind: &str| {
+        flows
+            .iter()
+            .filter(|f| {
+                f.loopback == lo && f.verdict.as_ref().is_some_and(|v| v.kind.name() == kind)
+            })
+            .count()
+    };
+    assert_eq!(
+        kinds(false, "mtls"),
+        1,
+        "{}",
+        String::from_utf8_lossy(&live)
+    );
+    assert_eq!(kinds(true, "plaintext-expected"), 1);
+    assert_eq!(kinds(true, "sidecar-bypass"), 1);
+    assert_eq!(kinds(false, "plaintext-leak"), 2);
+    assert_eq!(kinds(false, "rejected"), 1);
+    assert!(
+        summary
+            .answer
+            .starts_with("FAIL: 2 plaintext leaks, 1 sidecar bypass")
+    );
+    let any = common::run(
+        &["check", "--profile", "istio", "--fail-on", "", "--expect"]
+            .iter()
+            .copied()
+            .chain([
+                common::repo()
+                    .join("captures/mesh/mesh-server-any.pcap.expect.json")
+                    .to_str()
+                    .unwrap(),
+                dir.join("mesh-sniff-live.pcapng").to_str().unwrap(),
+            ])
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        any.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&any.stderr)
+    );
     let mut checked = 0;
     for entry in std::fs::read_dir(common::repo().join("captures/mesh")).unwrap() {
         let path = entry.unwrap().path();

@@ -123,6 +123,13 @@ start_capture $B "$out/mesh-server-any.pcap" tcpdump -i any tcp
 start_capture $B "$out/mesh-server.pcapng" dumpcap -i eth0 -i lo -f tcp
 start_capture $A "$out/mesh-client-eth0.pcap" tcpdump -i eth0 tcp
 start_capture $A "$out/mesh-client-lo.pcap" tcpdump -i lo tcp
+# MESH_SNIFF=/path/to/meshsniff: also judge the server pod live with `sniff` (tests/record.rs).
+if [ -n "${MESH_SNIFF:-}" ]; then
+  "$MESH_SNIFF" sniff --netns $B --profile istio --format jsonl --fail-on "" --duration 120 \
+    -w "$out/mesh-sniff-live.pcapng" > "$out/mesh-sniff-live.jsonl" 2> "$out/mesh-sniff-live.log" &
+  sniff_pid=$!; pids+=($sniff_pid)
+  for _ in $(seq 100); do grep -q "capturing on" "$out/mesh-sniff-live.log" && break; sleep 0.05; done
+fi
 
 # 1. STRICT: the client app's plain request leaves its pod as Istio mTLS and reaches the app
 #    from 127.0.0.6 on the server pod's lo.
@@ -147,6 +154,9 @@ for c in "${caps[@]}"; do
   kill -TERM "${c%%:*}" 2>/dev/null || true; wait "${c%%:*}" 2>/dev/null || true
   rm -f "${c#*:}.log"
 done
+if [ -n "${MESH_SNIFF:-}" ]; then
+  kill -TERM "$sniff_pid" 2>/dev/null || true; wait "$sniff_pid" 2>/dev/null || true
+fi
 cat "$work/a.keys" "$work/b.keys" > "$out/mesh.keys"
 chmod 600 "$out"/mesh-* "$out/mesh.keys"
 echo "mesh/record.sh: recorded $(ls "$out"/mesh-* | wc -l) captures into $out" >&2
