@@ -59,3 +59,30 @@ fn refused_tls_client_is_rejected() {
     let v = verdicts("tls13-mtls-nocert-openssl.pcap", Profile::Istio);
     assert_eq!(v[0].1, Some(Kind::Rejected), "{v:?}");
 }
+
+/// Ambient mode's HBONE (TLS 1.3 to :15008, ALPN h2, no SNI) is mTLS under istio; the same
+/// handshake to another port, or with an SNI, is plain TLS. The record is a real one
+/// (tls13-openssl.pcap) with the fields the rule reads changed.
+#[test]
+fn hbone_is_mtls_only_on_its_port_without_sni() {
+    let path = format!("{}/captures/tls13-openssl.pcap", env!("CARGO_MANIFEST_DIR"));
+    let (mut flows, _) =
+        crate::analyze::analyze_bytes(&std::fs::read(path).unwrap(), FlowConfig::default());
+    let mut rec = flows.remove(0);
+    let t = rec.tls.as_mut().unwrap();
+    assert_eq!(t.version.as_deref(), Some("1.3"));
+    t.sni = None;
+    t.client_cert_inferred = None;
+    t.alpn_offered = vec!["h2".into()];
+    let place = |port| Place {
+        client: (Addr::v4([10, 0, 0, 1]), 40000),
+        server: (Addr::v4([10, 0, 0, 2]), port),
+        loopback: false,
+    };
+    let kind = |rec: &FlowRecord, port, p| evaluate(rec, place(port), p).map(|v| v.kind);
+    assert_eq!(kind(&rec, 15008, Profile::Istio), Some(Kind::Mtls));
+    assert_eq!(kind(&rec, 8443, Profile::Istio), Some(Kind::Tls));
+    assert_eq!(kind(&rec, 15008, Profile::Strict), Some(Kind::Tls));
+    rec.tls.as_mut().unwrap().sni = Some("api.test".into());
+    assert_eq!(kind(&rec, 15008, Profile::Istio), Some(Kind::Tls));
+}
