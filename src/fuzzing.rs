@@ -179,3 +179,20 @@ pub fn check_http(data: &[u8]) {
         }
     }
 }
+
+/// Capture filters: the first line is an expression, the rest a packet. Compiling must not
+/// panic whatever the text; a compiled program must end (every jump is forward) and its
+/// verdict must be 0 or the snaplen on any packet.
+pub fn check_filter(data: &[u8]) {
+    let (expr, pkt) = match memchr::memchr(b'\n', data) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let Ok(expr) = std::str::from_utf8(expr) else {
+        return;
+    };
+    if let Ok(prog) = crate::capture::filter::compile(expr, 4242) {
+        let r = crate::capture::filter::run(&prog, pkt);
+        assert!(r == 0 || r == 4242, "verdict {r}");
+    }
+}

@@ -72,6 +72,9 @@ struct SniffArgs {
     /// Keep the capture (pcapng, created 0600).
     #[arg(short = 'w', long, value_name = "FILE")]
     write: Option<String>,
+    /// A capture filter (see `capture -f`).
+    #[arg(short = 'f', long, value_name = "FILTER")]
+    filter: Option<String>,
     #[arg(short = 'c', long, value_name = "N")]
     count: Option<u64>,
     #[arg(long, value_name = "D", value_parser = parse_duration)]
@@ -113,9 +116,13 @@ struct CaptureArgs {
     /// index and direction).
     #[arg(short = 'i', long, default_value = "any", value_name = "IFACE")]
     interface: String,
-    /// A capture filter in tcpdump syntax (not implemented yet: refused, see docs/capture.md).
+    /// A capture filter in tcpdump syntax, run in the kernel; the subset meshsniff compiles
+    /// exactly as libpcap does (docs/capture.md); anything else is refused.
     #[arg(short = 'f', long, value_name = "FILTER")]
     filter: Option<String>,
+    /// Print the filter's BPF program like `tcpdump -ddd` (for an Ethernet interface) and exit.
+    #[arg(long)]
+    filter_ddd: bool,
     /// Where to write: a file (created 0600) or `-` for standard output.
     #[arg(short = 'w', long, default_value = "-", value_name = "FILE|-")]
     write: String,
@@ -525,11 +532,10 @@ fn capture(args: CaptureArgs) -> Result<u8> {
         }
         return Ok(0);
     }
-    if let Some(f) = &args.filter {
-        bail!(
-            "capture filters are not implemented yet, so `{f}` cannot be applied exactly as \
-             libpcap would; capture without -f and filter when analysing, or use tcpdump for now"
-        );
+    if args.filter_ddd {
+        let prog = capture::filter::compile(args.filter.as_deref().unwrap_or(""), args.snaplen)?;
+        print!("{}", capture::filter::ddd(&prog));
+        return Ok(0);
     }
     let user = parse_user(&args.user)?;
     if args.snaplen < 64 {
@@ -564,6 +570,7 @@ fn capture(args: CaptureArgs) -> Result<u8> {
         max_bytes: args.max_bytes,
         pcapng: args.pcapng,
         user,
+        filter: args.filter.clone(),
     };
     capture::install_stop_signals();
     let iface = args.interface.clone();
@@ -627,6 +634,9 @@ fn sniff(args: SniffArgs) -> Result<u8> {
     ]);
     if let Some(c) = args.count {
         child_args.extend(["-c".into(), c.to_string()]);
+    }
+    if let Some(f) = &args.filter {
+        child_args.extend(["-f".into(), f.clone()]);
     }
     if let Some(d) = args.duration {
         child_args.extend(["--duration".into(), format!("{}ms", d.as_millis().max(1))]);

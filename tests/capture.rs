@@ -360,6 +360,62 @@ fn every_target_kind_captures_what_tcpdump_captures() {
     }
 }
 
+/// A filter runs in the kernel and keeps what tcpdump with the same filter keeps, live.
+#[test]
+fn a_live_filter_keeps_what_tcpdumps_keeps() {
+    if !skip_unless_ready("a_live_filter_keeps_what_tcpdumps_keeps") {
+        return;
+    }
+    let mut lab = Lab::new(6);
+    lab.spawn_in_pod(&["python3", "-m", "http.server", "--bind", "0.0.0.0", "8080"]);
+    lab.wait_port(8080);
+    let expr = "tcp port 8080 and tcp[tcpflags] & (tcp-syn|tcp-fin) != 0";
+    let ours = lab.dir.join("filtered.pcap");
+    let theirs = lab.dir.join("filtered-tcpdump.pcap");
+    let log = lab.dir.join("tcpdump-f.log");
+    let mut td = Command::new("ip")
+        .args([
+            "netns", "exec", &lab.pod, "tcpdump", "-Z", "root", "-U", "-s", "0", "-i", "eth0", "-w",
+        ])
+        .arg(&theirs)
+        .arg(expr)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(&log, "listening on");
+    let netns = lab.pod.clone();
+    let mut ms = lab.meshsniff(
+        &[
+            "capture",
+            "--netns",
+            &netns,
+            "-i",
+            "eth0",
+            "-f",
+            expr,
+            "-w",
+            ours.to_str().unwrap(),
+        ],
+        &lab.dir.join("filtered.log"),
+    );
+    let url = format!("http://{}:8080/", lab.pod_ip);
+    lab.curl(&url);
+    lab.curl(&url);
+    lab.sentinel();
+    assert!(stop(&mut ms, "-TERM").success());
+    stop(&mut td, "-TERM");
+    let (a, b) = (frames(&ours), frames(&theirs));
+    assert_eq!(a.len(), 8, "two connections: SYN, SYN-ACK, two FINs each");
+    assert_eq!(a, b);
+    let ddd = common::run(&["capture", "--filter-ddd", "-f", expr]);
+    let text = String::from_utf8_lossy(&ddd.stdout);
+    assert!(
+        text.lines().count() > 10 && text.ends_with("6 0 0 0\n"),
+        "{text}"
+    );
+}
+
 /// `-i any` writes LINUX_SLL2 with interface indexes; `--pcapng` names eth0 and lo; loopback
 /// packets appear once, not twice; and the analyzer tells the loopback leg from eth0.
 #[test]
@@ -644,7 +700,20 @@ fn errors_say_what_to_do() {
         "/dev/null",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("apply to Ethernet"));
+    let out = common::run(&[
+        "capture",
+        "--netns",
+        &lab.pod,
+        "-i",
+        "eth0",
+        "-f",
+        "vlan 42",
+        "-w",
+        "/dev/null",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported"));
 }
 
 /// `sniff`: the helper as a child, the analyzer in this process on its output, both

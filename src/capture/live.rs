@@ -342,6 +342,42 @@ impl Live {
         }))
     }
 
+    /// Runs `prog` in the kernel on every packet (SO_ATTACH_FILTER), then empties the socket
+    /// of what arrived before the filter was in place.
+    pub fn attach_filter(&self, prog: &[super::filter::Insn]) -> io::Result<()> {
+        let insns: Vec<libc::sock_filter> = prog
+            .iter()
+            .map(|i| libc::sock_filter {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect();
+        let fprog = libc::sock_fprog {
+            len: insns.len() as u16,
+            filter: insns.as_ptr() as *mut libc::sock_filter,
+        };
+        setsockopt(&self.fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)?;
+        // Packets queued between bind and attach were not filtered: drop them.
+        let mut scratch = [0u8; 64];
+        loop {
+            // SAFETY: recv into a live local buffer, non-blocking.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    scratch.as_mut_ptr().cast(),
+                    scratch.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                )
+            };
+            if n < 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Packets the kernel counted and dropped since the last call (PACKET_STATISTICS; the
     /// counters reset when read).
     pub fn stats(&self) -> io::Result<(u64, u64)> {

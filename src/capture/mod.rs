@@ -10,6 +10,7 @@
 
 #![allow(unsafe_code)]
 
+pub mod filter;
 pub mod live;
 pub mod target;
 pub mod writer;
@@ -33,6 +34,8 @@ pub struct Options {
     pub pcapng: bool,
     /// Switch to this uid/gid once the socket is open.
     pub user: (u32, u32),
+    /// A tcpdump-syntax filter (the subset `filter` compiles exactly), applied in the kernel.
+    pub filter: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +49,13 @@ pub enum CaptureError {
     Write(io::Error),
     #[error("reading from the packet socket failed: {0}")]
     Read(io::Error),
+    #[error(transparent)]
+    Filter(#[from] filter::FilterError),
+    #[error(
+        "capture filters apply to Ethernet and loopback interfaces for now, not to `{0}` \
+         (use -i eth0 or -i lo, or capture without -f)"
+    )]
+    FilterLink(String),
 }
 
 /// Why the capture ended, and what the kernel counted.
@@ -112,6 +122,13 @@ pub fn run<W: Write>(
 ) -> Result<Stats, CaptureError> {
     let path = opts.target.as_ref().map(Target::netns_path).transpose()?;
     let sock = Live::open(path.as_deref(), &opts.interface, opts.snaplen)?;
+    if let Some(expr) = &opts.filter {
+        if sock.framing != live::Framing::Raw(1) {
+            return Err(CaptureError::FilterLink(opts.interface.clone()));
+        }
+        let prog = filter::compile(expr, opts.snaplen)?;
+        sock.attach_filter(&prog).map_err(CaptureError::Read)?;
+    }
     live::drop_privileges(opts.user.0, opts.user.1)?;
     started(&sock);
     let mut w = writer::CaptureWriter::new(
