@@ -644,6 +644,15 @@ pub fn run(prog: &[Insn], pkt: &[u8]) -> u32 {
     0
 }
 
+/// `tcpdump -ddd` form: the count, then `code jt jf k` per line.
+pub fn ddd(prog: &[Insn]) -> String {
+    let mut s = format!("{}\n", prog.len());
+    for i in prog {
+        s.push_str(&format!("{} {} {} {}\n", i.code, i.jt, i.jf, i.k));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     /// The fuzz target's invariants on every prefix of some expressions (truncated input must
@@ -675,13 +684,4 @@ mod tests {
         );
         assert!(super::compile("port 99999", 1).is_err());
     }
-}
-
-/// `tcpdump -ddd` form: the count, then `code jt jf k` per line.
-pub fn ddd(prog: &[Insn]) -> String {
-    let mut s = format!("{}\n", prog.len());
-    for i in prog {
-        s.push_str(&format!("{} {} {} {}\n", i.code, i.jt, i.jf, i.k));
-    }
-    s
 }
