@@ -323,6 +323,76 @@ fn every_target_kind_captures_what_tcpdump_captures() {
     lab.cgroups.push(scope.clone());
     std::fs::write(scope.join("cgroup.procs"), server.to_string()).unwrap();
 
+    // An mTLS server in the pod (a client certificate is required), from a throw-away CA.
+    let pki = lab.dir.join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    let script = r#"set -e
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=ca -keyout ca.key -out ca.crt 2>/dev/null
+for n in server client; do
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=$n -keyout $n.key -out $n.csr 2>/dev/null
+  openssl x509 -req -in $n.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out $n.crt 2>/dev/null
+done"#;
+    let st = Command::new("bash")
+        .args(["-c", script])
+        .current_dir(&pki)
+        .status()
+        .unwrap();
+    assert!(st.success(), "making certificates");
+    let p = |f: &str| pki.join(f).to_string_lossy().to_string();
+    lab.spawn_in_pod(&[
+        "openssl",
+        "s_server",
+        "-quiet",
+        "-accept",
+        "8443",
+        "-cert",
+        &p("server.crt"),
+        "-key",
+        &p("server.key"),
+        "-CAfile",
+        &p("ca.crt"),
+        "-Verify",
+        "1",
+        "-www",
+    ]);
+    lab.wait_port(8443);
+    let mtls = |lab: &Lab| {
+        let st = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.client,
+                "timeout",
+                "10",
+                "openssl",
+                "s_client",
+                "-quiet",
+            ])
+            .args(["-connect", &format!("{}:8443", lab.pod_ip)])
+            .args([
+                "-cert",
+                &p("client.crt"),
+                "-key",
+                &p("client.key"),
+                "-CAfile",
+                &p("ca.crt"),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+                c.wait()
+            })
+            .unwrap();
+        assert!(st.code().is_some(), "s_client");
+    };
+
     let pid = server.to_string();
     let netns = lab.pod.clone();
     let container = format!("containerd://{id}");
@@ -342,6 +412,7 @@ fn every_target_kind_captures_what_tcpdump_captures() {
         let url = format!("http://{}:8080/index.html", lab.pod_ip);
         lab.curl(&url);
         lab.curl(&url);
+        mtls(&lab);
         lab.sentinel();
         let st = stop(&mut ms, "-INT");
         assert!(
@@ -357,6 +428,18 @@ fn every_target_kind_captures_what_tcpdump_captures() {
         let log = std::fs::read_to_string(&log).unwrap();
         assert!(log.contains(" packets captured"), "{log}");
         assert!(log.contains("0 packets dropped by kernel"), "{log}");
+        // And the analyzer judges our file: the mTLS exchange is mutual TLS, HTTP leaks.
+        let out = common::run(&["analyze", "--format", "jsonl", ours.to_str().unwrap()]);
+        let (flows, _) = common::parse_jsonl(&out.stdout);
+        let tls = flows
+            .iter()
+            .find(|f| f.server.ends_with(":8443"))
+            .expect("the mTLS flow");
+        assert_eq!(tls.verdict.as_ref().unwrap().kind.name(), "mtls", "{kind}");
+        assert_eq!(
+            flows.iter().filter(|f| f.server.ends_with(":8080")).count(),
+            2
+        );
     }
 }
 
