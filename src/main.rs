@@ -60,12 +60,8 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct SniffArgs {
-    #[arg(long, value_name = "PID", group = "target")]
-    pid: Option<u32>,
-    #[arg(long, value_name = "NAME|PATH", group = "target")]
-    netns: Option<String>,
-    #[arg(long, value_name = "ID", group = "target")]
-    container: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Interface in the target's namespace, or `any`.
     #[arg(short = 'i', long, default_value = "any", value_name = "IFACE")]
     interface: String,
@@ -102,16 +98,8 @@ struct SniffArgs {
 
 #[derive(clap::Args, Debug)]
 struct CaptureArgs {
-    /// The target's process ID (its network namespace is captured).
-    #[arg(long, value_name = "PID", group = "target")]
-    pid: Option<u32>,
-    /// A network namespace: a name from `ip netns list`, or a path like /proc/PID/ns/net.
-    #[arg(long, value_name = "NAME|PATH", group = "target")]
-    netns: Option<String>,
-    /// A container ID (`containerd://…`, `cri-o://…`, `docker://…` or bare hex), found in
-    /// /proc/*/cgroup; no container runtime socket is needed.
-    #[arg(long, value_name = "ID", group = "target")]
-    container: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Interface in the target's namespace, or `any` (cooked, LINUX_SLL2, with interface
     /// index and direction).
     #[arg(short = 'i', long, default_value = "any", value_name = "IFACE")]
@@ -147,6 +135,44 @@ struct CaptureArgs {
     /// List the target's interfaces (like `tcpdump -D`) and exit.
     #[arg(long)]
     list_interfaces: bool,
+}
+
+/// Whose network namespace to capture in (at most one; none: this process's own).
+#[derive(clap::Args, Debug)]
+struct TargetArgs {
+    /// The target's process ID (its network namespace is captured).
+    #[arg(long, value_name = "PID", group = "target")]
+    pid: Option<u32>,
+    /// A network namespace: a name from `ip netns list`, or a path like /proc/PID/ns/net.
+    #[arg(long, value_name = "NAME|PATH", group = "target")]
+    netns: Option<String>,
+    /// A container ID (`containerd://…`, `cri-o://…`, `docker://…` or bare hex), found in
+    /// /proc/*/cgroup; no container runtime socket is needed.
+    #[arg(long, value_name = "ID", group = "target")]
+    container: Option<String>,
+}
+
+impl TargetArgs {
+    fn target(&self) -> Option<meshsniff::capture::Target> {
+        use meshsniff::capture::Target;
+        match (self.pid, &self.netns, &self.container) {
+            (Some(p), _, _) => Some(Target::Pid(p)),
+            (_, Some(n), _) => Some(Target::Netns(n.clone())),
+            (_, _, Some(c)) => Some(Target::Container(c.clone())),
+            _ => None,
+        }
+    }
+
+    /// The same choice as arguments for the helper.
+    fn argv(&self) -> Vec<String> {
+        use meshsniff::capture::Target;
+        match self.target() {
+            Some(Target::Pid(p)) => vec!["--pid".into(), p.to_string()],
+            Some(Target::Netns(n)) => vec!["--netns".into(), n],
+            Some(Target::Container(c)) => vec!["--container".into(), c],
+            None => Vec::new(),
+        }
+    }
 }
 
 fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
@@ -511,13 +537,8 @@ fn check_inputs(args: CheckArgs, opened: Option<Vec<Input>>) -> Result<u8> {
 }
 
 fn capture(args: CaptureArgs) -> Result<u8> {
-    use meshsniff::capture::{self, Options, Target};
-    let target = match (args.pid, &args.netns, &args.container) {
-        (Some(p), _, _) => Some(Target::Pid(p)),
-        (_, Some(n), _) => Some(Target::Netns(n.clone())),
-        (_, _, Some(c)) => Some(Target::Container(c.clone())),
-        _ => None,
-    };
+    use meshsniff::capture::{self, Options};
+    let target = args.target.target();
     if args.list_interfaces {
         for (n, i) in capture::list_interfaces(target.as_ref())?
             .iter()
@@ -617,12 +638,7 @@ fn sniff(args: SniffArgs) -> Result<u8> {
     use std::sync::atomic::Ordering;
     let user = parse_user(&args.user)?;
     let mut child_args: Vec<String> = vec!["capture".into()];
-    match (args.pid, &args.netns, &args.container) {
-        (Some(p), _, _) => child_args.extend(["--pid".into(), p.to_string()]),
-        (_, Some(n), _) => child_args.extend(["--netns".into(), n.clone()]),
-        (_, _, Some(c)) => child_args.extend(["--container".into(), c.clone()]),
-        _ => {}
-    }
+    child_args.extend(args.target.argv());
     child_args.extend([
         "-i".into(),
         args.interface.clone(),

@@ -84,6 +84,14 @@ impl Lab {
         }
     }
 
+    /// A lab with python3 http.server listening on the pod's :8080.
+    fn with_http(n: u8) -> Lab {
+        let mut lab = Lab::new(n);
+        lab.spawn_in_pod(&["python3", "-m", "http.server", "--bind", "0.0.0.0", "8080"]);
+        lab.wait_port(8080);
+        lab
+    }
+
     /// A long-running process in the pod namespace (a "container" for --pid / --container).
     fn spawn_in_pod(&mut self, args: &[&str]) -> u32 {
         let child = Command::new("ip")
@@ -449,9 +457,7 @@ fn a_live_filter_keeps_what_tcpdumps_keeps() {
     if !skip_unless_ready("a_live_filter_keeps_what_tcpdumps_keeps") {
         return;
     }
-    let mut lab = Lab::new(6);
-    lab.spawn_in_pod(&["python3", "-m", "http.server", "--bind", "0.0.0.0", "8080"]);
-    lab.wait_port(8080);
+    let lab = Lab::with_http(6);
     let expr = "tcp port 8080 and tcp[tcpflags] & (tcp-syn|tcp-fin) != 0";
     let ours = lab.dir.join("filtered.pcap");
     let theirs = lab.dir.join("filtered-tcpdump.pcap");
@@ -506,9 +512,7 @@ fn any_and_pcapng_name_the_interfaces_like_tcpdump() {
     if !skip_unless_ready("any_and_pcapng_name_the_interfaces_like_tcpdump") {
         return;
     }
-    let mut lab = Lab::new(2);
-    lab.spawn_in_pod(&["python3", "-m", "http.server", "--bind", "0.0.0.0", "8080"]);
-    lab.wait_port(8080);
+    let mut lab = Lab::with_http(2);
     let netns = lab.pod.clone();
     for (name, extra) in [("any.pcap", &[][..]), ("any.pcapng", &["--pcapng"][..])] {
         let ours = lab.dir.join(name);
@@ -632,9 +636,7 @@ fn privileges_are_dropped_and_every_stop_leaves_a_valid_file() {
     if !skip_unless_ready("privileges_are_dropped_and_every_stop_leaves_a_valid_file") {
         return;
     }
-    let mut lab = Lab::new(3);
-    lab.spawn_in_pod(&["python3", "-m", "http.server", "--bind", "0.0.0.0", "8080"]);
-    lab.wait_port(8080);
+    let lab = Lab::with_http(3);
     let netns = lab.pod.clone();
     let url = format!("http://{}:8080/", lab.pod_ip);
     for (how, extra) in [
@@ -808,9 +810,7 @@ fn sniff_judges_live_and_stops_cleanly_on_ctrl_c() {
         return;
     }
     use std::os::unix::process::CommandExt;
-    let mut lab = Lab::new(5);
-    lab.spawn_in_pod(&["python3", "-m", "http.server", "--bind", "0.0.0.0", "8080"]);
-    lab.wait_port(8080);
+    let lab = Lab::with_http(5);
     let kept = lab.dir.join("live.pcapng");
     let err_log = lab.dir.join("sniff.err");
     let mut sniff = Command::new(common::bin())
