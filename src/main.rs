@@ -77,13 +77,8 @@ struct SniffArgs {
     duration: Option<std::time::Duration>,
     #[arg(long, value_enum, default_value_t = ProfileArg::Strict)]
     profile: ProfileArg,
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "plaintext-leak,sidecar-bypass",
-        value_name = "KINDS"
-    )]
-    fail_on: Vec<String>,
+    #[command(flatten)]
+    fail_on: FailOn,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
     #[arg(long)]
@@ -135,6 +130,31 @@ struct CaptureArgs {
     /// List the target's interfaces (like `tcpdump -D`) and exit.
     #[arg(long)]
     list_interfaces: bool,
+}
+
+/// `--fail-on`, shared by `check` and `sniff`.
+#[derive(clap::Args, Debug)]
+struct FailOn {
+    /// Verdict kinds (or finding rules) that fail the run, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "plaintext-leak,sidecar-bypass",
+        value_name = "KINDS"
+    )]
+    fail_on: Vec<String>,
+}
+
+/// Creates (or truncates) a file only its owner can read: captures hold secrets.
+fn create_private(path: &str) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {path}"))
 }
 
 /// Whose network namespace to capture in (at most one; none: this process's own).
@@ -200,14 +220,8 @@ fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
 struct CheckArgs {
     #[command(flatten)]
     analyze: AnalyzeArgs,
-    /// Verdict kinds (or finding rules) that fail the check, comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "plaintext-leak,sidecar-bypass",
-        value_name = "KINDS"
-    )]
-    fail_on: Vec<String>,
+    #[command(flatten)]
+    fail_on: FailOn,
     /// Expectations to meet (JSON, see docs/check.md); a mismatch says what differed.
     #[arg(long, value_name = "FILE")]
     expect: Option<String>,
@@ -451,7 +465,7 @@ fn check(args: CheckArgs) -> Result<u8> {
 
 fn check_inputs(args: CheckArgs, opened: Option<Vec<Input>>) -> Result<u8> {
     let mut fail_on = Vec::new();
-    for k in &args.fail_on {
+    for k in &args.fail_on.fail_on {
         let k = k.trim();
         if k.is_empty() {
             continue;
@@ -470,13 +484,17 @@ fn check_inputs(args: CheckArgs, opened: Option<Vec<Input>>) -> Result<u8> {
         None => None,
     };
     let mut seen = Vec::new();
+    let want_seen = expect.is_some();
     let mut failing: Vec<String> = Vec::new();
     let mut observe = |r: &meshsniff::report::FlowRecord| {
         LIVE_FLOWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if r.verdict.as_ref().is_some_and(|v| v.kind.is_problem()) {
             LIVE_PROBLEMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        seen.push(expect::Seen::of(r));
+        // Per-flow state only when expectations need it (a live `sniff` runs for hours).
+        if want_seen {
+            seen.push(expect::Seen::of(r));
+        }
         if let Some(v) = &r.verdict {
             if fail_on.iter().any(|k| k == v.kind.name()) {
                 failing.push(format!(
@@ -572,15 +590,10 @@ fn capture(args: CaptureArgs) -> Result<u8> {
         }
         Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()))
     } else {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&args.write)
-            .with_context(|| format!("cannot create {}", args.write))?;
-        Box::new(BufWriter::with_capacity(1 << 16, f))
+        Box::new(BufWriter::with_capacity(
+            1 << 16,
+            create_private(&args.write)?,
+        ))
     };
     let opts = Options {
         target,
@@ -658,21 +671,7 @@ fn sniff(args: SniffArgs) -> Result<u8> {
         child_args.extend(["--duration".into(), format!("{}ms", d.as_millis().max(1))]);
     }
     // The kept file is opened before any privilege is dropped.
-    let keep = match &args.write {
-        Some(path) => {
-            use std::os::unix::fs::OpenOptionsExt;
-            Some(
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(path)
-                    .with_context(|| format!("cannot create {path}"))?,
-            )
-        }
-        None => None,
-    };
+    let keep = args.write.as_deref().map(create_private).transpose()?;
     // Ctrl-C reaches the child too (same process group): it stops and closes the stream,
     // and this process reports what it read. SIGTERM/SIGHUP are forwarded to it.
     meshsniff::capture::install_stop_signals();

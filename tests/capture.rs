@@ -136,12 +136,19 @@ impl Lab {
         assert!(st.success(), "sentinel datagrams");
     }
 
+    /// curl from the client namespace.
     fn curl(&self, url: &str) {
+        self.curl_in(&self.client, url, &[]);
+    }
+
+    /// curl from namespace `ns` (the pod itself: kubectl port-forward's path), with `extra`
+    /// arguments before the URL; it must succeed.
+    fn curl_in(&self, ns: &str, url: &str, extra: &[&str]) {
         let st = Command::new("ip")
             .args([
                 "netns",
                 "exec",
-                &self.client,
+                ns,
                 "curl",
                 "-s",
                 "-m",
@@ -149,10 +156,11 @@ impl Lab {
                 "-o",
                 "/dev/null",
             ])
+            .args(extra)
             .arg(url)
             .status()
             .unwrap();
-        assert!(st.success(), "curl {url}");
+        assert!(st.success(), "curl {url} in {ns}");
     }
 
     /// tcpdump in the pod namespace, started before returning. Not `--immediate-mode`: on this
@@ -532,22 +540,7 @@ fn any_and_pcapng_name_the_interfaces_like_tcpdump() {
         let mut ms = lab.meshsniff(&args, &log);
         lab.curl(&format!("http://{}:8080/", lab.pod_ip));
         // The port-forward path: inside the pod, to localhost.
-        let st = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.pod,
-                "curl",
-                "-s",
-                "-m",
-                "10",
-                "-o",
-                "/dev/null",
-            ])
-            .arg("http://127.0.0.1:8080/")
-            .status()
-            .unwrap();
-        assert!(st.success());
+        lab.curl_in(&lab.pod, "http://127.0.0.1:8080/", &[]);
         lab.sentinel();
         assert!(stop(&mut ms, "-TERM").success());
         stop(&mut td, "-TERM");
@@ -841,26 +834,11 @@ fn sniff_judges_live_and_stops_cleanly_on_ctrl_c() {
         "the analyzer still runs as root: {status}"
     );
     lab.curl(&format!("http://{}:8080/", lab.pod_ip));
-    let st = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.pod,
-            "curl",
-            "-s",
-            "-m",
-            "10",
-            "-o",
-            "/dev/null",
-        ])
-        .args([
-            "-H",
-            "Cookie: session=not-a-real-session",
-            "http://127.0.0.1:8080/",
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    lab.curl_in(
+        &lab.pod,
+        "http://127.0.0.1:8080/",
+        &["-H", "Cookie: session=not-a-real-session"],
+    );
     lab.sentinel();
     // Ctrl-C: the terminal sends SIGINT to the whole foreground process group.
     sh(&["kill", "-INT", "--", &format!("-{}", sniff.id())]);

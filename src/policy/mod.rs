@@ -119,6 +119,25 @@ pub struct Place {
     pub loopback: bool,
 }
 
+impl Place {
+    /// Where a flow between `client` and `server` was seen: loopback when the link header
+    /// says so, the capture names the interface `lo`, or both addresses are loopback ones.
+    pub fn new(
+        client: (Addr, u16),
+        server: (Addr, u16),
+        link: &crate::wire::LinkInfo,
+        interface: Option<&str>,
+    ) -> Place {
+        Place {
+            client,
+            server,
+            loopback: link.loopback
+                || interface == Some("lo")
+                || loopback_addresses(client.0, server.0),
+        }
+    }
+}
+
 /// Istio's sidecar and agent ports that carry plaintext by design: 15000 Envoy admin,
 /// 15001 outbound capture, 15004 debug, 15006 inbound capture, 15020 merged metrics and
 /// health, 15021 readiness, 15053 DNS proxy, 15090 Envoy Prometheus.
@@ -445,7 +464,7 @@ fn cleartext_verdict(rec: &FlowRecord, place: Place, istio: bool) -> Verdict {
 }
 
 /// Loopback by address: both ends in 127.0.0.0/8 or ::1.
-pub fn loopback_addresses(a: Addr, b: Addr) -> bool {
+fn loopback_addresses(a: Addr, b: Addr) -> bool {
     let lo = |x: Addr| {
         if x.v6 {
             x.bytes[..15].iter().all(|&v| v == 0) && x.bytes[15] == 1

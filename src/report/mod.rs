@@ -14,7 +14,7 @@ pub use table::{TableSink, human_bytes};
 use crate::classify::{self, ClientBasis};
 use crate::flow::{End, Flow, Start};
 use crate::pcap::Interface;
-use crate::policy::Profile;
+use crate::policy::{Place, Profile};
 use crate::tls;
 use crate::wire::Addr;
 use std::io;
@@ -117,14 +117,14 @@ pub fn flow_record(
             caches,
         )
     });
-    let interface = interfaces
-        .get(flow.link.capture_if as usize)
-        .and_then(|i| i.name.clone());
-    let (ce, se) = (flow.ends[client], flow.ends[server]);
-    let loopback = flow.link.loopback
-        || interface.as_deref() == Some("lo")
-        || crate::policy::loopback_addresses(ce.0, se.0);
-    let mut rec = FlowRecord {
+    let interface = interface_name(interfaces, &flow.link);
+    let place = Place::new(
+        flow.ends[client],
+        flow.ends[server],
+        &flow.link,
+        interface.as_deref(),
+    );
+    let rec = FlowRecord {
         kind: "flow".into(),
         id: flow.id,
         client: endpoint(flow.ends[client].0, flow.ends[client].1),
@@ -169,19 +169,23 @@ pub fn flow_record(
         tls,
         http,
         cleartext,
-        loopback,
+        loopback: place.loopback,
         verdict: None,
         file: file.clone(),
     };
-    rec.verdict = crate::policy::evaluate(
-        &rec,
-        crate::policy::Place {
-            client: ce,
-            server: se,
-            loopback,
-        },
-        profile,
-    );
+    judged(rec, place, profile)
+}
+
+/// The capture's name for the flow's interface (pcapng IDB), if it has one.
+fn interface_name(interfaces: &[Interface], link: &crate::wire::LinkInfo) -> Option<String> {
+    interfaces
+        .get(link.capture_if as usize)
+        .and_then(|i| i.name.clone())
+}
+
+/// The record with its verdict under `profile` (the one judging step of TCP and QUIC flows).
+fn judged(mut rec: FlowRecord, place: Place, profile: Profile) -> FlowRecord {
+    rec.verdict = crate::policy::evaluate(&rec, place, profile);
     rec
 }
 
@@ -194,13 +198,9 @@ pub fn quic_record(
     profile: Profile,
 ) -> FlowRecord {
     let established = flow.short_headers[0] > 0 && flow.short_headers[1] > 0;
-    let interface = interfaces
-        .get(flow.link.capture_if as usize)
-        .and_then(|i| i.name.clone());
-    let loopback = flow.link.loopback
-        || interface.as_deref() == Some("lo")
-        || crate::policy::loopback_addresses(flow.ends[0].0, flow.ends[1].0);
-    let mut rec = FlowRecord {
+    let interface = interface_name(interfaces, &flow.link);
+    let place = Place::new(flow.ends[0], flow.ends[1], &flow.link, interface.as_deref());
+    let rec = FlowRecord {
         kind: "flow".into(),
         id: flow.id,
         client: endpoint(flow.ends[0].0, flow.ends[0].1),
@@ -224,20 +224,11 @@ pub fn quic_record(
         tls: Some(tls::quic_facts(&flow.initials, established, caches)),
         http: None,
         cleartext: None,
-        loopback,
+        loopback: place.loopback,
         verdict: None,
         file: file.clone(),
     };
-    rec.verdict = crate::policy::evaluate(
-        &rec,
-        crate::policy::Place {
-            client: flow.ends[0],
-            server: flow.ends[1],
-            loopback,
-        },
-        profile,
-    );
-    rec
+    judged(rec, place, profile)
 }
 
 #[cfg(test)]
