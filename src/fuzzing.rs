@@ -191,8 +191,17 @@ pub fn check_filter(data: &[u8]) {
     let Ok(expr) = std::str::from_utf8(expr) else {
         return;
     };
-    if let Ok(prog) = crate::capture::filter::compile(expr, 4242) {
-        let r = crate::capture::filter::run(&prog, pkt);
-        assert!(r == 0 || r == 4242, "verdict {r}");
+    use crate::capture::filter::{Link, Meta, compile, run_with};
+    // The first packet byte also picks the metadata the kernel would give.
+    let flags = pkt.first().copied().unwrap_or(0);
+    let meta = Meta {
+        protocol: u16::from(flags) << 8,
+        vlan_tci: (flags & 1 != 0).then_some(u16::from(flags)),
+    };
+    for link in [Link::Ethernet, Link::Cooked] {
+        if let Ok(prog) = compile(expr, link, 4242) {
+            let r = run_with(&prog, pkt, meta);
+            assert!(r == 0 || r == 4242, "verdict {r}");
+        }
     }
 }

@@ -103,7 +103,8 @@ struct CaptureArgs {
     /// exactly as libpcap does (docs/capture.md); anything else is refused.
     #[arg(short = 'f', long, value_name = "FILTER")]
     filter: Option<String>,
-    /// Print the filter's BPF program like `tcpdump -ddd` (for an Ethernet interface) and exit.
+    /// Print the filter's BPF program like `tcpdump -ddd` (as given to the kernel: for an
+    /// Ethernet interface, or for `-i any`'s cooked socket) and exit.
     #[arg(long)]
     filter_ddd: bool,
     /// Where to write: a file (created 0600) or `-` for standard output.
@@ -572,7 +573,13 @@ fn capture(args: CaptureArgs) -> Result<u8> {
         return Ok(0);
     }
     if args.filter_ddd {
-        let prog = capture::filter::compile(args.filter.as_deref().unwrap_or(""), args.snaplen)?;
+        let link = if args.interface == "any" {
+            capture::filter::Link::Cooked
+        } else {
+            capture::filter::Link::Ethernet
+        };
+        let expr = args.filter.as_deref().unwrap_or("");
+        let prog = capture::filter::compile(expr, link, args.snaplen)?;
         print!("{}", capture::filter::ddd(&prog));
         return Ok(0);
     }

@@ -1,5 +1,6 @@
-//! Role: capture filters in tcpdump syntax, compiled to classic BPF for Ethernet captures, with
-//! the semantics of libpcap's compiler for the subset accepted (including its quirks: `tcp`
+//! Role: capture filters in tcpdump syntax, compiled to classic BPF for Ethernet captures and
+//! for `-i any`'s cooked socket, with the semantics of libpcap's compiler for a live Linux
+//! socket for the subset accepted (including its quirks: `tcp`
 //! also matches IPv6 with a fragment header first, ports are matched on first fragments only
 //! and on IPv6 only without extension headers, `tcp[...]` reads IPv4 TCP only). Every
 //! expression outside the subset is refused with a message: nothing inexact is applied.
@@ -8,6 +9,8 @@
 //! Subset: `ip`, `ip6`, `arp`, `tcp`, `udp`, `icmp`, `icmp6`; `[src|dst] host ADDR` (IPv4 or
 //! IPv6); `[src|dst] net A.B.C.D/LEN`; `[tcp|udp] [src|dst] port N`; `[tcp|udp] [src|dst]
 //! portrange A-B`; `tcp[tcpflags] & FLAGS != 0` and `== FLAGS` (`tcp-syn|tcp-ack|...`);
+//! `vlan [ID]` (Ethernet only; the first one tests the kernel's VLAN metadata, then the
+//! frame's bytes, like libpcap on Linux; each moves the offsets of what is compiled after it);
 //! `and`/`&&`, `or`/`||`, `not`/`!`, parentheses.
 
 use std::net::IpAddr;
@@ -29,11 +32,20 @@ pub struct Insn {
 }
 
 mod op {
+    pub const LD_IMM: u16 = 0x00;
+    pub const ST: u16 = 0x02;
+    pub const TAX: u16 = 0x07;
+    pub const ADD_X: u16 = 0x0c;
     pub const LD_W_ABS: u16 = 0x20;
     pub const LD_H_ABS: u16 = 0x28;
     pub const LD_B_ABS: u16 = 0x30;
+    /// `LD_*_ABS + IND` is the indexed form of the same size.
+    pub const IND: u16 = 0x20;
+    pub const LD_W_IND: u16 = 0x40;
     pub const LD_H_IND: u16 = 0x48;
     pub const LD_B_IND: u16 = 0x50;
+    pub const LDX_MEM: u16 = 0x61;
+    pub const LSH_K: u16 = 0x64;
     pub const LDX_MSH: u16 = 0xb1;
     pub const AND_K: u16 = 0x54;
     pub const JEQ: u16 = 0x15;
@@ -43,12 +55,41 @@ mod op {
     pub const RET_K: u16 = 0x06;
 }
 
+/// Linux's ancillary loads (`SKF_AD_OFF + n`): packet metadata the kernel keeps outside the
+/// bytes, read by absolute loads at these offsets.
+mod anc {
+    pub const OFF: u32 = 0xffff_f000;
+    pub const PROTOCOL: u32 = OFF;
+    pub const VLAN_TAG: u32 = OFF + 44;
+    pub const VLAN_TAG_PRESENT: u32 = OFF + 48;
+}
+
+/// The framing a program is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// A named Ethernet (or loopback) interface: the frame from its Ethernet header.
+    Ethernet,
+    /// `any`: a cooked socket, whose bytes start at the network header; the protocol is the
+    /// kernel's metadata (libpcap compiles for LINUX_SLL2 and rewrites the program the same
+    /// way before it gives it to the kernel).
+    Cooked,
+}
+
 /// Where a value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Load {
+    /// `ld{w,h,b} [k]` (an ancillary load when k is at or above `anc::OFF`).
     Abs(u16, u32),
-    /// X := 4 * (pkt[14] & 0xf), then a load at X + offset.
-    Ind(u16, u32),
+    /// X := M[0] (the run-time VLAN offset), then a load at X + k.
+    Var(u16, u32),
+    /// X := 4 * (pkt[ip] & 0xf) (plus M[0] when `var`), then a load at X + off: a field
+    /// after the IPv4 header.
+    Ind {
+        code: u16,
+        ip: u32,
+        off: u32,
+        var: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +109,11 @@ enum Cond {
         cmp: Cmp,
         k: u32,
     },
+    /// The first `vlan [ID]` of an Ethernet filter, as libpcap compiles it for a live Linux
+    /// socket: a tag in the kernel's metadata (the frame then has no tag in its bytes), or
+    /// else a tag in the bytes, which sets M[0] to 4 so that everything compiled after it
+    /// reads 4 bytes further.
+    Vlan(Option<u32>),
     And(Box<Cond>, Box<Cond>),
     Or(Box<Cond>, Box<Cond>),
     Not(Box<Cond>),
@@ -91,39 +137,115 @@ fn all(mut v: Vec<Cond>) -> Cond {
     v.into_iter().fold(first, and)
 }
 
-const ETH: u32 = 14;
-fn ethertype(t: u32) -> Cond {
-    test(Load::Abs(op::LD_H_ABS, 12), None, Cmp::Eq, t)
+/// Offsets as libpcap's compiler state has them when a primitive is compiled: `vlan`
+/// primitives move everything compiled after them (in the text's order, whatever the
+/// and/or/not around them: libpcap's rule).
+#[derive(Debug, Clone, Copy)]
+struct Ctx {
+    link: Link,
+    /// After the first `vlan`: offsets are relative to M[0].
+    var: bool,
+    /// Bytes added by the `vlan` primitives after the first.
+    shift: u32,
 }
-fn byte_eq(off: u32, v: u32) -> Cond {
-    test(Load::Abs(op::LD_B_ABS, off), None, Cmp::Eq, v)
-}
-fn word_eq(off: u32, v: u32, mask: Option<u32>) -> Cond {
-    test(Load::Abs(op::LD_W_ABS, off), mask, Cmp::Eq, v)
-}
-fn ip() -> Cond {
-    ethertype(0x0800)
-}
-fn ip6() -> Cond {
-    ethertype(0x86dd)
-}
-/// `ip proto P` (any fragment).
-fn ip_proto(p: u32) -> Cond {
-    and(ip(), byte_eq(ETH + 9, p))
-}
-/// libpcap's `ip6 proto P`: the next header, or a fragment header followed by it.
-fn ip6_proto(p: u32) -> Cond {
-    and(
-        ip6(),
-        or(
-            byte_eq(ETH + 6, p),
-            and(byte_eq(ETH + 6, 44), byte_eq(ETH + 40, p)),
-        ),
-    )
-}
-/// First (or only) fragment: `ip[6:2] & 0x1fff == 0`.
-fn first_fragment() -> Cond {
-    test(Load::Abs(op::LD_H_ABS, ETH + 6), Some(0x1fff), Cmp::Eq, 0)
+
+impl Ctx {
+    /// Offset of the network header when there is no run-time VLAN offset.
+    fn net0(&self) -> u32 {
+        match self.link {
+            Link::Ethernet => 14 + self.shift,
+            Link::Cooked => 0,
+        }
+    }
+    fn at(&self, code: u16, off: u32) -> Load {
+        if self.var {
+            Load::Var(code + op::IND, off)
+        } else {
+            Load::Abs(code, off)
+        }
+    }
+    fn link_type(&self) -> Load {
+        match self.link {
+            Link::Ethernet => self.at(op::LD_H_ABS, 12 + self.shift),
+            Link::Cooked => Load::Abs(op::LD_H_ABS, anc::PROTOCOL),
+        }
+    }
+    /// A load `off` bytes into the network header.
+    fn net(&self, code: u16, off: u32) -> Load {
+        self.at(code, self.net0() + off)
+    }
+    /// A load `off` bytes after the IPv4 header.
+    fn trans(&self, code: u16, off: u32) -> Load {
+        Load::Ind {
+            code: code + op::IND,
+            ip: self.net0(),
+            off: self.net0() + off,
+            var: self.var,
+        }
+    }
+    fn ethertype(&self, t: u32) -> Cond {
+        test(self.link_type(), None, Cmp::Eq, t)
+    }
+    fn byte_eq(&self, off: u32, v: u32) -> Cond {
+        test(self.net(op::LD_B_ABS, off), None, Cmp::Eq, v)
+    }
+    fn word_eq(&self, off: u32, v: u32, mask: Option<u32>) -> Cond {
+        test(self.net(op::LD_W_ABS, off), mask, Cmp::Eq, v)
+    }
+    fn ip(&self) -> Cond {
+        self.ethertype(0x0800)
+    }
+    fn ip6(&self) -> Cond {
+        self.ethertype(0x86dd)
+    }
+    /// `ip proto P` (any fragment).
+    fn ip_proto(&self, p: u32) -> Cond {
+        and(self.ip(), self.byte_eq(9, p))
+    }
+    /// libpcap's `ip6 proto P`: the next header, or a fragment header followed by it.
+    fn ip6_proto(&self, p: u32) -> Cond {
+        and(
+            self.ip6(),
+            or(
+                self.byte_eq(6, p),
+                and(self.byte_eq(6, 44), self.byte_eq(40, p)),
+            ),
+        )
+    }
+    /// First (or only) fragment: `ip[6:2] & 0x1fff == 0`.
+    fn first_fragment(&self) -> Cond {
+        test(self.net(op::LD_H_ABS, 6), Some(0x1fff), Cmp::Eq, 0)
+    }
+
+    /// `vlan [ID]`, updating the offsets for what follows as libpcap does.
+    fn vlan(&mut self, vid: Option<u32>) -> Result<Cond, String> {
+        if self.link == Link::Cooked {
+            return Err(
+                "`vlan` cannot be used on `-i any` (libpcap: no VLAN support for \
+                        Linux cooked captures); capture a named interface"
+                    .into(),
+            );
+        }
+        if !self.var {
+            self.var = true;
+            return Ok(Cond::Vlan(vid));
+        }
+        // A later `vlan`: a tag in the bytes at the current offsets, then 4 bytes further.
+        let tpid = any(vec![
+            self.ethertype(0x8100),
+            self.ethertype(0x88a8),
+            self.ethertype(0x9100),
+        ]);
+        let c = match vid {
+            Some(v) => and(
+                tpid,
+                test(self.net(op::LD_H_ABS, 0), Some(0xfff), Cmp::Eq, v),
+            ),
+            None => tpid,
+        };
+        self.shift += 4;
+        Ok(c)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +255,7 @@ enum Dir {
     Dst,
 }
 
-fn host(addr: IpAddr, mask_bits: Option<u8>, dir: Dir) -> Result<Cond, String> {
+fn host(c: &Ctx, addr: IpAddr, mask_bits: Option<u8>, dir: Dir) -> Result<Cond, String> {
     match addr {
         IpAddr::V4(a) => {
             let bits = u32::from(mask_bits.unwrap_or(32));
@@ -148,15 +270,15 @@ fn host(addr: IpAddr, mask_bits: Option<u8>, dir: Dir) -> Result<Cond, String> {
             }
             let m = (mask != u32::MAX).then_some(mask);
             let pick = |src: u32, dst: u32| match dir {
-                Dir::Src => word_eq(src, v, m),
-                Dir::Dst => word_eq(dst, v, m),
-                Dir::Any => or(word_eq(src, v, m), word_eq(dst, v, m)),
+                Dir::Src => c.word_eq(src, v, m),
+                Dir::Dst => c.word_eq(dst, v, m),
+                Dir::Any => or(c.word_eq(src, v, m), c.word_eq(dst, v, m)),
             };
             // IPv4, ARP and RARP, as libpcap's gen_host does for an IPv4 address.
             Ok(any(vec![
-                and(ip(), pick(ETH + 12, ETH + 16)),
-                and(ethertype(0x0806), pick(ETH + 14, ETH + 24)),
-                and(ethertype(0x8035), pick(ETH + 14, ETH + 24)),
+                and(c.ip(), pick(12, 16)),
+                and(c.ethertype(0x0806), pick(14, 24)),
+                and(c.ethertype(0x8035), pick(14, 24)),
             ]))
         }
         IpAddr::V6(a) => {
@@ -171,22 +293,22 @@ fn host(addr: IpAddr, mask_bits: Option<u8>, dir: Dir) -> Result<Cond, String> {
             // libpcap compares the last word first; the result is the same conjunction.
             let at = |base: u32| {
                 all((0..4)
-                    .map(|i| word_eq(base + 4 * i, words[i as usize], None))
+                    .map(|i| c.word_eq(base + 4 * i, words[i as usize], None))
                     .collect())
             };
             let side = match dir {
-                Dir::Src => at(ETH + 8),
-                Dir::Dst => at(ETH + 24),
-                Dir::Any => or(at(ETH + 8), at(ETH + 24)),
+                Dir::Src => at(8),
+                Dir::Dst => at(24),
+                Dir::Any => or(at(8), at(24)),
             };
-            Ok(and(ip6(), side))
+            Ok(and(c.ip6(), side))
         }
     }
 }
 
 /// Ports of transport `p` in IPv4 (first fragment, header length from IHL) and IPv6 (next
 /// header directly, no extension headers: libpcap's gen_port6).
-fn port_of(p: u32, lo: u16, hi: u16, dir: Dir) -> Cond {
+fn port_of(c: &Ctx, p: u32, lo: u16, hi: u16, dir: Dir) -> Cond {
     let range = |load: Load| {
         if lo == hi {
             test(load, None, Cmp::Eq, u32::from(lo))
@@ -203,32 +325,26 @@ fn port_of(p: u32, lo: u16, hi: u16, dir: Dir) -> Cond {
         Dir::Any => or(range(src), range(dst)),
     };
     let v4 = all(vec![
-        ip_proto(p),
-        first_fragment(),
-        sides(
-            Load::Ind(op::LD_H_IND, ETH),
-            Load::Ind(op::LD_H_IND, ETH + 2),
-        ),
+        c.ip_proto(p),
+        c.first_fragment(),
+        sides(c.trans(op::LD_H_ABS, 0), c.trans(op::LD_H_ABS, 2)),
     ]);
     let v6 = all(vec![
-        ip6(),
-        byte_eq(ETH + 6, p),
-        sides(
-            Load::Abs(op::LD_H_ABS, ETH + 40),
-            Load::Abs(op::LD_H_ABS, ETH + 42),
-        ),
+        c.ip6(),
+        c.byte_eq(6, p),
+        sides(c.net(op::LD_H_ABS, 40), c.net(op::LD_H_ABS, 42)),
     ]);
     or(v4, v6)
 }
 
-fn port(proto: Option<u32>, lo: u16, hi: u16, dir: Dir) -> Cond {
+fn port(c: &Ctx, proto: Option<u32>, lo: u16, hi: u16, dir: Dir) -> Cond {
     match proto {
-        Some(p) => port_of(p, lo, hi, dir),
+        Some(p) => port_of(c, p, lo, hi, dir),
         // tcp, udp and sctp, in libpcap's order.
         None => any(vec![
-            port_of(6, lo, hi, dir),
-            port_of(17, lo, hi, dir),
-            port_of(132, lo, hi, dir),
+            port_of(c, 6, lo, hi, dir),
+            port_of(c, 17, lo, hi, dir),
+            port_of(c, 132, lo, hi, dir),
         ]),
     }
 }
@@ -247,6 +363,7 @@ const TCP_FLAGS: [(&str, u32); 8] = [
 struct Parser<'a> {
     toks: Vec<&'a str>,
     at: usize,
+    ctx: Ctx,
 }
 
 fn tokenize(s: &str) -> Vec<&str> {
@@ -333,13 +450,27 @@ impl<'a> Parser<'a> {
         let mut word = first;
         match word {
             "ip" | "ip6" | "arp" | "icmp" | "icmp6" if !self.qualifier_follows() => {
+                let c = &self.ctx;
                 return Ok(match word {
-                    "ip" => ip(),
-                    "ip6" => ip6(),
-                    "arp" => ethertype(0x0806),
-                    "icmp" => ip_proto(1),
-                    _ => ip6_proto(58),
+                    "ip" => c.ip(),
+                    "ip6" => c.ip6(),
+                    "arp" => c.ethertype(0x0806),
+                    "icmp" => c.ip_proto(1),
+                    _ => c.ip6_proto(58),
                 });
+            }
+            "vlan" => {
+                let vid = match self.peek() {
+                    Some(t) if t.bytes().all(|b| b.is_ascii_digit()) => {
+                        self.at += 1;
+                        let v: u32 = t.parse().ok().filter(|v| *v <= 4095).ok_or(format!(
+                            "VLAN ID {t} is greater than the maximum VLAN ID, 4095"
+                        ))?;
+                        Some(v)
+                    }
+                    _ => None,
+                };
+                return self.ctx.vlan(vid);
             }
             "tcp" | "udp" => {
                 let p = if word == "tcp" { 6 } else { 17 };
@@ -347,7 +478,7 @@ impl<'a> Parser<'a> {
                     return self.tcp_flags(word);
                 }
                 if !self.qualifier_follows() {
-                    return Ok(or(ip_proto(p), ip6_proto(p)));
+                    return Ok(or(self.ctx.ip_proto(p), self.ctx.ip6_proto(p)));
                 }
                 proto = Some(p);
                 word = self.next().unwrap_or_default();
@@ -370,7 +501,7 @@ impl<'a> Parser<'a> {
                 let addr: IpAddr = a
                     .parse()
                     .map_err(|_| format!("`{a}`: host names are not resolved; give an address"))?;
-                host(addr, None, dir)
+                host(&self.ctx, addr, None, dir)
             }
             "net" => {
                 let n = self.next().ok_or("`net` needs A.B.C.D/LEN")?;
@@ -383,14 +514,14 @@ impl<'a> Parser<'a> {
                     .ok()
                     .filter(|l| *l <= 32)
                     .ok_or(format!("`/{len}` is not a prefix length"))?;
-                host(addr, Some(len), dir)
+                host(&self.ctx, addr, Some(len), dir)
             }
             "port" => {
                 let p = self.next().ok_or("`port` needs a number")?;
                 let n: u16 = p.parse().map_err(|_| {
                     format!("`{p}`: service names are not supported; give a number")
                 })?;
-                Ok(port(proto, n, n, dir))
+                Ok(port(&self.ctx, proto, n, n, dir))
             }
             "portrange" => {
                 let r = self.next().ok_or("`portrange` needs A-B")?;
@@ -400,7 +531,7 @@ impl<'a> Parser<'a> {
                     _ => return Err(format!("`{r}`: numbers only")),
                 };
                 let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-                Ok(port(proto, lo, hi, dir))
+                Ok(port(&self.ctx, proto, lo, hi, dir))
             }
             other => Err(format!(
                 "`{other}` is not supported by meshsniff's filter compiler yet"
@@ -453,14 +584,15 @@ impl<'a> Parser<'a> {
         let v = self.flags()?;
         // libpcap: IPv4 TCP only (its optimizer proves `ip6 and tcp[…]` rejects everything),
         // a first fragment, byte 13 after the IPv4 header (X = 4 * IHL).
-        let load = Load::Ind(op::LD_B_IND, ETH + 13);
+        let c = &self.ctx;
+        let load = c.trans(op::LD_B_ABS, 13);
         let value = match (cmp, v) {
             ("!=", 0) => test(load, Some(mask), Cmp::Set, 0xff),
             ("==" | "=", v) if v == mask => test(load, Some(mask), Cmp::Eq, v),
             ("==" | "=", 0) => Cond::Not(Box::new(test(load, Some(mask), Cmp::Set, 0xff))),
             _ => return Err("only `!= 0`, `== 0` and `== FLAGS` comparisons are supported".into()),
         };
-        Ok(all(vec![ip_proto(6), first_fragment(), value]))
+        Ok(all(vec![c.ip_proto(6), c.first_fragment(), value]))
     }
 }
 
@@ -475,8 +607,8 @@ fn flag_value(t: &str) -> Result<u32, String> {
         .map_err(|_| format!("`{t}` is not a TCP flag name or a number"))
 }
 
-/// Compiles `expr` for an Ethernet capture; `snaplen` is what accepted packets keep.
-pub fn compile(expr: &str, snaplen: u32) -> Result<Vec<Insn>, FilterError> {
+/// Compiles `expr` for a capture framed as `link`; `snaplen` is what accepted packets keep.
+pub fn compile(expr: &str, link: Link, snaplen: u32) -> Result<Vec<Insn>, FilterError> {
     let err = |why: String| FilterError {
         expr: expr.to_string(),
         why,
@@ -490,12 +622,23 @@ pub fn compile(expr: &str, snaplen: u32) -> Result<Vec<Insn>, FilterError> {
             k: snaplen,
         }]);
     }
-    let mut p = Parser { toks, at: 0 };
+    let ctx = Ctx {
+        link,
+        var: false,
+        shift: 0,
+    };
+    let mut p = Parser { toks, at: 0, ctx };
     let cond = p.expr().map_err(err)?;
     if let Some(t) = p.peek() {
         return Err(err(format!("unexpected `{t}`")));
     }
     let mut g = Gen::default();
+    if p.ctx.var {
+        // The run-time VLAN offset starts at 0 (the kernel also refuses a program that
+        // reads scratch memory before writing it).
+        g.emit(op::LD_IMM, 0);
+        g.emit(op::ST, 0);
+    }
     let (t, f) = (g.label(), g.label());
     g.cond(&cond, t, f);
     g.place(t);
@@ -528,16 +671,47 @@ impl Gen {
     fn emit(&mut self, code: u16, k: u32) {
         self.code.push((code, Target::Next, Target::Next, k));
     }
+    fn jump(&mut self, code: u16, k: u32, t: usize, f: usize) {
+        self.code
+            .push((code, Target::Label(t), Target::Label(f), k));
+    }
+    fn load(&mut self, load: Load) {
+        match load {
+            Load::Abs(code, off) => self.emit(code, off),
+            Load::Var(code, off) => {
+                self.emit(op::LDX_MEM, 0);
+                self.emit(code, off);
+            }
+            Load::Ind {
+                code,
+                ip,
+                off,
+                var: false,
+            } => {
+                self.emit(op::LDX_MSH, ip);
+                self.emit(code, off);
+            }
+            Load::Ind {
+                code,
+                ip,
+                off,
+                var: true,
+            } => {
+                // X := M[0] + 4 * (pkt[M[0] + ip] & 0xf), as libpcap does it.
+                self.emit(op::LDX_MEM, 0);
+                self.emit(op::LD_B_IND, ip);
+                self.emit(op::AND_K, 0xf);
+                self.emit(op::LSH_K, 2);
+                self.emit(op::ADD_X, 0);
+                self.emit(op::TAX, 0);
+                self.emit(code, off);
+            }
+        }
+    }
     fn cond(&mut self, c: &Cond, t: usize, f: usize) {
         match c {
             Cond::Test { load, mask, cmp, k } => {
-                match *load {
-                    Load::Abs(code, off) => self.emit(code, off),
-                    Load::Ind(code, off) => {
-                        self.emit(op::LDX_MSH, ETH);
-                        self.emit(code, off);
-                    }
-                }
+                self.load(*load);
                 if let Some(m) = mask {
                     self.emit(op::AND_K, *m);
                 }
@@ -547,8 +721,41 @@ impl Gen {
                     Cmp::Gt => op::JGT,
                     Cmp::Set => op::JSET,
                 };
-                self.code
-                    .push((code, Target::Label(t), Target::Label(f), *k));
+                self.jump(code, *k, t, f);
+            }
+            Cond::Vlan(vid) => {
+                let (meta, bytes) = (self.label(), self.label());
+                self.emit(op::LD_B_ABS, anc::VLAN_TAG_PRESENT);
+                self.jump(op::JEQ, 1, meta, bytes);
+                self.place(bytes);
+                self.emit(op::LD_IMM, 4);
+                self.emit(op::ST, 0);
+                let (q1, q2, tagged) = (self.label(), self.label(), self.label());
+                self.emit(op::LD_H_ABS, 12);
+                self.jump(op::JEQ, 0x8100, tagged, q1);
+                self.place(q1);
+                self.jump(op::JEQ, 0x88a8, tagged, q2);
+                self.place(q2);
+                self.jump(op::JEQ, 0x9100, tagged, f);
+                self.place(tagged);
+                match vid {
+                    Some(v) => {
+                        self.emit(op::LD_H_ABS, 14);
+                        self.emit(op::AND_K, 0xfff);
+                        self.jump(op::JEQ, *v, t, f);
+                    }
+                    // Always true: a jump to `t` either way.
+                    None => self.jump(op::JEQ, 0, t, t),
+                }
+                self.place(meta);
+                match vid {
+                    Some(v) => {
+                        self.emit(op::LD_B_ABS, anc::VLAN_TAG);
+                        self.emit(op::AND_K, 0xfff);
+                        self.jump(op::JEQ, *v, t, f);
+                    }
+                    None => self.jump(op::JEQ, 0, t, t),
+                }
             }
             Cond::And(a, b) => {
                 let mid = self.label();
@@ -594,32 +801,66 @@ impl Gen {
     }
 }
 
-/// Runs a program on one packet (as the kernel would): the number of bytes to keep, 0 to drop.
+/// What the kernel knows about a packet beyond its bytes (ancillary loads).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// The packet's protocol (`skb->protocol`, an ethertype).
+    pub protocol: u16,
+    /// A VLAN tag the kernel took out of the frame (the TCI).
+    pub vlan_tci: Option<u16>,
+}
+
+/// Runs a program on one packet read from a file (no metadata beyond `protocol`, taken
+/// from an Ethernet header): the number of bytes to keep, 0 to drop.
 pub fn run(prog: &[Insn], pkt: &[u8]) -> u32 {
+    let protocol = pkt
+        .get(12..14)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    run_with(
+        prog,
+        pkt,
+        Meta {
+            protocol,
+            vlan_tci: None,
+        },
+    )
+}
+
+/// Runs a program on one packet as the kernel would: the number of bytes to keep, 0 to drop.
+pub fn run_with(prog: &[Insn], pkt: &[u8], meta: Meta) -> u32 {
     let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+    let mut mem = [0u32; 16];
     let load = |off: u32, size: usize| -> Option<u32> {
+        if off >= anc::OFF {
+            return match off {
+                anc::PROTOCOL => Some(u32::from(meta.protocol)),
+                anc::VLAN_TAG_PRESENT => Some(u32::from(meta.vlan_tci.is_some())),
+                anc::VLAN_TAG => Some(u32::from(meta.vlan_tci.unwrap_or(0))),
+                _ => None,
+            };
+        }
         let off = off as usize;
         let b = pkt.get(off..off.checked_add(size)?)?;
         Some(b.iter().fold(0u32, |v, &byte| (v << 8) | u32::from(byte)))
     };
+    let size = |code: u16| match code & 0x18 {
+        0x00 => 4,
+        0x08 => 2,
+        _ => 1,
+    };
     while let Some(i) = prog.get(pc) {
         pc += 1;
         match i.code {
-            op::LD_W_ABS | op::LD_H_ABS | op::LD_B_ABS => {
-                let size = match i.code {
-                    op::LD_W_ABS => 4,
-                    op::LD_H_ABS => 2,
-                    _ => 1,
-                };
-                match load(i.k, size) {
-                    Some(v) => a = v,
-                    None => return 0,
-                }
-            }
-            op::LD_H_IND | op::LD_B_IND => {
-                let size = if i.code == op::LD_H_IND { 2 } else { 1 };
-                match load(x.wrapping_add(i.k), size) {
-                    Some(v) => a = v,
+            op::LD_W_ABS | op::LD_H_ABS | op::LD_B_ABS => match load(i.k, size(i.code)) {
+                Some(v) => a = v,
+                None => return 0,
+            },
+            op::LD_W_IND | op::LD_H_IND | op::LD_B_IND => {
+                match x.checked_add(i.k).filter(|o| *o < anc::OFF) {
+                    Some(o) => match load(o, size(i.code)) {
+                        Some(v) => a = v,
+                        None => return 0,
+                    },
                     None => return 0,
                 }
             }
@@ -627,6 +868,18 @@ pub fn run(prog: &[Insn], pkt: &[u8]) -> u32 {
                 Some(v) => x = 4 * (v & 0xf),
                 None => return 0,
             },
+            op::LD_IMM => a = i.k,
+            op::ST => match mem.get_mut(i.k as usize) {
+                Some(m) => *m = a,
+                None => return 0,
+            },
+            op::LDX_MEM => match mem.get(i.k as usize) {
+                Some(m) => x = *m,
+                None => return 0,
+            },
+            op::TAX => x = a,
+            op::ADD_X => a = a.wrapping_add(x),
+            op::LSH_K => a = a.checked_shl(i.k).unwrap_or(0),
             op::AND_K => a &= i.k,
             op::JEQ | op::JGT | op::JGE | op::JSET => {
                 let hit = match i.code {
@@ -678,10 +931,13 @@ mod tests {
                 }
             }
         }
+        let eth = super::Link::Ethernet;
         assert!(
-            super::compile("net 10.0.0.1/8", 1).is_err(),
+            super::compile("net 10.0.0.1/8", eth, 1).is_err(),
             "host bits set"
         );
-        assert!(super::compile("port 99999", 1).is_err());
+        assert!(super::compile("port 99999", eth, 1).is_err());
+        assert!(super::compile("vlan 4096", eth, 1).is_err());
+        assert!(super::compile("vlan", super::Link::Cooked, 1).is_err());
     }
 }

@@ -52,8 +52,8 @@ pub enum CaptureError {
     #[error(transparent)]
     Filter(#[from] filter::FilterError),
     #[error(
-        "capture filters apply to Ethernet and loopback interfaces for now, not to `{0}` \
-         (use -i eth0 or -i lo, or capture without -f)"
+        "capture filters apply to Ethernet and loopback interfaces and to `any`, not to `{0}` \
+         (an IP-only device such as a tun): capture it through `-i any -f ...`"
     )]
     FilterLink(String),
 }
@@ -123,10 +123,12 @@ pub fn run<W: Write>(
     let path = opts.target.as_ref().map(Target::netns_path).transpose()?;
     let sock = Live::open(path.as_deref(), &opts.interface, opts.snaplen)?;
     if let Some(expr) = &opts.filter {
-        if sock.framing != live::Framing::Raw(1) {
-            return Err(CaptureError::FilterLink(opts.interface.clone()));
-        }
-        let prog = filter::compile(expr, opts.snaplen)?;
+        let link = match sock.framing {
+            live::Framing::Raw(1) => filter::Link::Ethernet,
+            live::Framing::Cooked => filter::Link::Cooked,
+            live::Framing::Raw(_) => return Err(CaptureError::FilterLink(opts.interface.clone())),
+        };
+        let prog = filter::compile(expr, link, opts.snaplen)?;
         sock.attach_filter(&prog).map_err(CaptureError::Read)?;
     }
     live::drop_privileges(opts.user.0, opts.user.1)?;
