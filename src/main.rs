@@ -637,7 +637,7 @@ static LIVE_PROBLEMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU6
 
 /// The child's capture stream, copied to the kept file as it is read.
 struct LiveTee {
-    child: std::process::ChildStdout,
+    child: io::Chain<io::Cursor<Vec<u8>>, std::process::ChildStdout>,
     keep: Option<File>,
     bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
@@ -688,7 +688,14 @@ fn sniff(args: SniffArgs) -> Result<u8> {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("cannot start the capture helper")?;
-    let stdout = child.stdout.take().context("no helper output")?;
+    let mut stdout = child.stdout.take().context("no helper output")?;
+    // The helper writes its file header once the socket is open; if it ends before that, it
+    // failed (its message is on stderr): say so instead of judging an empty capture.
+    let mut first = vec![0u8; 1];
+    if stdout.read(&mut first).unwrap_or(0) == 0 {
+        let helper = child.wait().context("waiting for the capture helper")?;
+        bail!("the capture helper stopped before capturing ({helper}); its message is above");
+    }
     // A stop asked of this process (SIGTERM, SIGHUP; Ctrl-C reaches the helper directly)
     // goes to the helper even while no packet arrives.
     let helper_pid = child.id();
@@ -725,7 +732,7 @@ fn sniff(args: SniffArgs) -> Result<u8> {
     let input = Input {
         name: format!("live:{}", args.interface),
         reader: Box::new(LiveTee {
-            child: stdout,
+            child: io::Cursor::new(first).chain(stdout),
             keep,
             bytes,
         }),

@@ -768,17 +768,27 @@ fn errors_say_what_to_do() {
         "/dev/null",
     ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("/proc/*/cgroup"));
+    // A tun device (no link header): filters are refused there, with the way around.
+    sh(&[
+        "ip", "-n", &lab.pod, "tuntap", "add", "dev", "tun7", "mode", "tun",
+    ]);
     let out = common::run(&[
         "capture",
         "--netns",
         &lab.pod,
+        "-i",
+        "tun7",
         "-f",
         "tcp port 80",
         "-w",
         "/dev/null",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("apply to Ethernet"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not to `tun7`") && err.contains("-i any"),
+        "{err}"
+    );
     let out = common::run(&[
         "capture",
         "--netns",
@@ -786,7 +796,7 @@ fn errors_say_what_to_do() {
         "-i",
         "eth0",
         "-f",
-        "vlan 42",
+        "ether host 00:11:22:33:44:55",
         "-w",
         "/dev/null",
     ]);
@@ -884,4 +894,287 @@ fn sniff_judges_live_and_stops_cleanly_on_ctrl_c() {
         std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
         0o600
     );
+}
+
+/// Every frame of a pcap/pcapng file, read with our reader.
+fn all_frames(file: &Path) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(file).unwrap();
+    let mut r = meshsniff::pcap::PcapReader::new(&bytes[..]).unwrap();
+    let mut v = Vec::new();
+    while r.advance().unwrap() {
+        v.push(r.current().data.to_vec());
+    }
+    v
+}
+
+/// Live filters on `-i any` (the cooked program, with the kernel's protocol metadata) keep
+/// what tcpdump's keep; `vlan` is refused there, as libpcap refuses it.
+#[test]
+fn a_live_filter_on_any_keeps_what_tcpdump_keeps() {
+    if !skip_unless_ready("a_live_filter_on_any_keeps_what_tcpdump_keeps") {
+        return;
+    }
+    let lab = Lab::with_http(7);
+    let exprs = [
+        "tcp port 8080 and tcp[tcpflags] & (tcp-syn|tcp-fin) != 0",
+        "host 10.79.7.1 and not udp",
+        "src net 10.79.7.0/24 or arp",
+    ];
+    let mut runs = Vec::new();
+    for (n, expr) in exprs.iter().enumerate() {
+        let ours = lab.dir.join(format!("any-{n}.pcap"));
+        let theirs = lab.dir.join(format!("any-{n}-tcpdump.pcap"));
+        let log = lab.dir.join(format!("any-{n}-tcpdump.log"));
+        let td = Command::new("ip")
+            .args(["netns", "exec", &lab.pod, "tcpdump", "-Z", "root", "-U"])
+            .args(["-s", "0", "-i", "any", "-w"])
+            .arg(&theirs)
+            .arg(expr)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for(&log, "listening on");
+        let netns = lab.pod.clone();
+        let ms = lab.meshsniff(
+            &[
+                "capture",
+                "--netns",
+                &netns,
+                "-i",
+                "any",
+                "-f",
+                expr,
+                "-w",
+                ours.to_str().unwrap(),
+            ],
+            &lab.dir.join(format!("any-{n}.log")),
+        );
+        runs.push((expr, ours, theirs, ms, td));
+    }
+    let url = format!("http://{}:8080/", lab.pod_ip);
+    lab.curl(&url);
+    lab.curl(&url);
+    lab.sentinel();
+    for (expr, ours, theirs, mut ms, mut td) in runs {
+        assert!(stop(&mut ms, "-TERM").success());
+        stop(&mut td, "-TERM");
+        // SLL2 headers compared up to the address length (protocol, interface index,
+        // hardware type, direction), then the payload: the address bytes beyond the
+        // length are not defined.
+        let strip = |v: Vec<Vec<u8>>| -> Vec<Vec<u8>> {
+            v.into_iter()
+                .map(|f| [&f[..12], &f[20..]].concat())
+                .collect()
+        };
+        let (a, b) = (strip(all_frames(&ours)), strip(all_frames(&theirs)));
+        let tcp = a.iter().filter(|f| f.get(..2) == Some(&[8, 0])).count();
+        assert!(tcp >= 8, "`{expr}` kept {tcp} IPv4 packets");
+        assert_eq!(
+            a, b,
+            "`{expr}` on any: meshsniff and tcpdump kept different packets"
+        );
+    }
+    let out = common::run(&[
+        "capture",
+        "--netns",
+        &lab.pod,
+        "-i",
+        "any",
+        "-f",
+        "vlan",
+        "-w",
+        "/dev/null",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`vlan` cannot be used on `-i any`"), "{err}");
+}
+
+/// VLAN-tagged frames, replayed by tcpreplay from the client namespace (the kernel here has no
+/// 8021q module, so the frames of the recorded QinQ capture are sent as they are): on the
+/// receiving side the kernel moves the outer tag into metadata, on the sending side it stays
+/// in the frame. Both captures put the tag back where tcpdump does, and every `vlan`
+/// filter keeps exactly what tcpdump's keeps on both sides: the metadata half and the
+/// in-frame half of libpcap's `vlan`.
+#[test]
+fn vlan_frames_and_filters_match_tcpdump_on_both_sides_of_a_veth() {
+    if !skip_unless_ready("vlan_frames_and_filters_match_tcpdump_on_both_sides_of_a_veth")
+        || !common::have("vlan filters", "tcpreplay")
+    {
+        return;
+    }
+    let lab = Lab::new(8);
+    // The recorded frames include GRO-merged ones larger than 1500 bytes.
+    sh(&["ip", "-n", &lab.pod, "link", "set", "eth0", "mtu", "65000"]);
+    sh(&[
+        "ip",
+        "-n",
+        &lab.client,
+        "link",
+        "set",
+        "veth-c",
+        "mtu",
+        "65000",
+    ]);
+    let replay = common::repo().join("captures/qinq-http.pcap");
+    let sent = all_frames(&replay);
+    assert_eq!(sent.len(), 20);
+    let exprs = [
+        "",
+        "vlan",
+        "vlan 300",
+        "vlan 42",
+        "vlan and vlan 42 and tcp port 8080",
+        "vlan 300 and vlan and tcp[tcpflags] & tcp-syn != 0",
+        "tcp",
+        "not vlan",
+        "vlan or arp",
+        "tcp and vlan",
+    ];
+    let sides = [(lab.pod.clone(), "eth0"), (lab.client.clone(), "veth-c")];
+    let mut runs = Vec::new();
+    for (ns, iface) in &sides {
+        for (n, expr) in exprs.iter().enumerate() {
+            let ours = lab.dir.join(format!("{iface}-{n}.pcap"));
+            let theirs = lab.dir.join(format!("{iface}-{n}-tcpdump.pcap"));
+            let log = lab.dir.join(format!("{iface}-{n}-tcpdump.log"));
+            let mut td = Command::new("ip");
+            td.args(["netns", "exec", ns, "tcpdump", "-Z", "root", "-U"])
+                .args(["-s", "0", "-i", iface, "-w"])
+                .arg(&theirs);
+            let mut args = vec!["capture", "--netns", ns, "-i", iface];
+            if !expr.is_empty() {
+                td.arg(expr);
+                args.extend(["-f", expr]);
+            }
+            let td = td
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            wait_for(&log, "listening on");
+            let path = ours.to_str().unwrap().to_string();
+            args.extend(["-w", &path]);
+            let ms = lab.meshsniff(&args, &lab.dir.join(format!("{iface}-{n}.log")));
+            runs.push((*iface, *expr, ours, theirs, ms, td));
+        }
+    }
+    let st = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.client,
+            "tcpreplay",
+            "-q",
+            "-i",
+            "veth-c",
+        ])
+        .arg(&replay)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "tcpreplay failed");
+    std::thread::sleep(Duration::from_millis(700));
+    let replayed = |v: Vec<Vec<u8>>| -> Vec<Vec<u8>> {
+        v.into_iter()
+            .filter(|f| f.get(12..14) == Some(&[0x88, 0xa8]))
+            .collect()
+    };
+    let mut kept = std::collections::BTreeMap::new();
+    for (iface, expr, ours, theirs, mut ms, mut td) in runs {
+        assert!(stop(&mut ms, "-TERM").success());
+        stop(&mut td, "-TERM");
+        let (a, b) = (replayed(all_frames(&ours)), replayed(all_frames(&theirs)));
+        assert_eq!(
+            a, b,
+            "{iface}, `{expr}`: meshsniff and tcpdump kept different frames"
+        );
+        kept.insert((iface, expr), a.len());
+        if expr.is_empty() {
+            assert_eq!(
+                a, sent,
+                "{iface}: the tags must be back in the frames as sent"
+            );
+        }
+    }
+    // Both halves of `vlan` were exercised: the outer tag in metadata (eth0, receiving) and
+    // in the frame (veth-c, sending), each keeping every frame for the matching IDs.
+    for iface in ["eth0", "veth-c"] {
+        assert_eq!(kept[&(iface, "vlan 300")], 20, "{iface}");
+        assert_eq!(
+            kept[&(iface, "vlan and vlan 42 and tcp port 8080")],
+            20,
+            "{iface}"
+        );
+        assert_eq!(
+            kept[&(iface, "vlan 42")],
+            0,
+            "{iface}: the first `vlan` is the outer tag"
+        );
+    }
+}
+
+/// Run as an unprivileged user (uid/gid 65534), every way of capturing fails with a message
+/// that names what is missing and how to get it, once; `sniff` says its helper stopped
+/// rather than judging an empty capture.
+#[test]
+fn permission_errors_say_what_is_missing() {
+    use std::os::unix::process::CommandExt;
+    if !skip_unless_ready("permission_errors_say_what_is_missing") {
+        return;
+    }
+    let mut lab = Lab::new(9);
+    let server = lab.spawn_in_pod(&["sleep", "60"]);
+    // A copy of the binary that user 65534 can reach whatever the checkout's permissions.
+    let bin = lab.dir.join("meshsniff");
+    std::fs::copy(common::bin(), &bin).unwrap();
+    sh(&[
+        "chmod",
+        "0755",
+        lab.dir.to_str().unwrap(),
+        bin.to_str().unwrap(),
+    ]);
+    let nobody = |args: &[&str]| {
+        let out = Command::new(&bin)
+            .args(args)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let pid = server.to_string();
+    let cases: [(&[&str], &[&str]); 4] = [
+        (
+            &["capture", "--netns", &lab.pod, "-w", "/dev/null"],
+            &["cannot enter the network namespace", "needs CAP_SYS_ADMIN"],
+        ),
+        (
+            &["capture", "--pid", &pid, "-w", "/dev/null"],
+            &["cannot open /proc/", "CAP_SYS_PTRACE"],
+        ),
+        (
+            &["capture", "-i", "lo", "-w", "/dev/null"],
+            &["cannot open a packet socket", "needs CAP_NET_RAW"],
+        ),
+        (
+            &["sniff", "--netns", &lab.pod],
+            &["needs CAP_SYS_ADMIN", "stopped before capturing"],
+        ),
+    ];
+    for (args, want) in cases {
+        let (code, err) = nobody(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        for w in want {
+            assert!(err.contains(w), "{args:?}: `{w}` missing from: {err}");
+        }
+        let os = ["Operation not permitted", "Permission denied"];
+        let times: usize = os.iter().map(|e| err.matches(e).count()).sum();
+        assert_eq!(times, 1, "{args:?}: the system's error once: {err}");
+        assert!(!err.contains("PASS") && !err.contains("flows"), "{err}");
+    }
 }

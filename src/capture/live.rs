@@ -34,10 +34,10 @@ pub struct Interface {
 #[non_exhaustive]
 pub enum LiveError {
     #[error(
-        "cannot enter the network namespace {path}: {source} (needs CAP_SYS_ADMIN: run as root, \
+        "cannot enter the network namespace {path}: {err} (needs CAP_SYS_ADMIN: run as root, \
          or in a privileged pod with hostPID)"
     )]
-    Setns { path: String, source: io::Error },
+    Setns { path: String, err: io::Error },
     #[error(
         "cannot open a packet socket: {0} (needs CAP_NET_RAW: run as root, or add NET_RAW to \
          the container's capabilities)"
@@ -45,15 +45,12 @@ pub enum LiveError {
     Socket(io::Error),
     #[error("no interface `{name}` in the target's network namespace; it has: {have}")]
     NoInterface { name: String, have: String },
-    #[error("{what}: {source}")]
-    Sys {
-        what: &'static str,
-        source: io::Error,
-    },
+    #[error("{what}: {err}")]
+    Sys { what: &'static str, err: io::Error },
 }
 
 fn sys(what: &'static str) -> impl FnOnce(io::Error) -> LiveError {
-    move |source| LiveError::Sys { what, source }
+    move |err| LiveError::Sys { what, err }
 }
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -73,18 +70,18 @@ pub fn in_netns<T: Send + 'static>(
     let netns = netns.map(Path::to_path_buf);
     std::thread::spawn(move || {
         if let Some(path) = &netns {
-            let file = std::fs::File::open(path).map_err(|source| LiveError::Setns {
+            let file = std::fs::File::open(path).map_err(|err| LiveError::Setns {
                 path: path.display().to_string(),
-                source,
+                err,
             })?;
             // SAFETY: setns on a valid fd for this thread only (it is not the main thread,
             // and the thread ends after `f`).
-            check(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }).map_err(
-                |source| LiveError::Setns {
+            check(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }).map_err(|err| {
+                LiveError::Setns {
                     path: path.display().to_string(),
-                    source,
-                },
-            )?;
+                    err,
+                }
+            })?;
         }
         f()
     })
@@ -92,7 +89,7 @@ pub fn in_netns<T: Send + 'static>(
     .unwrap_or_else(|_| {
         Err(LiveError::Sys {
             what: "namespace thread",
-            source: io::Error::other("panicked"),
+            err: io::Error::other("panicked"),
         })
     })
 }
@@ -166,6 +163,9 @@ fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Resul
     // SAFETY: fd is a fresh, valid descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// An 802.1Q tag: TPID and TCI.
+const VLAN_TAG_LEN: usize = 4;
 
 /// How captured packets are framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +252,10 @@ impl Live {
             let one: libc::c_int = 1;
             setsockopt(&fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &one)
                 .map_err(sys("SO_TIMESTAMPNS"))?;
+            // The kernel takes VLAN tags out of frames (into metadata); auxdata gives them
+            // back so that they are put into the frame as libpcap does.
+            setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_AUXDATA, &one)
+                .map_err(sys("PACKET_AUXDATA"))?;
             // A large receive buffer rides out bursts (tcpdump's ring is 2 MiB by default):
             // FORCE passes rmem_max while we still hold CAP_NET_ADMIN; else what is allowed.
             let buf: libc::c_int = 64 << 20;
@@ -280,14 +284,27 @@ impl Live {
     }
 
     /// Waits for the next packet (at most ~200 ms); `Ok(None)` on timeout or a skipped
-    /// loopback duplicate. `buf` must hold the largest packet kept.
+    /// loopback duplicate. `buf` must hold the largest packet kept, plus 4 bytes for a VLAN
+    /// tag put back into an Ethernet frame.
     pub fn recv<'b>(&self, buf: &'b mut [u8], wait: bool) -> io::Result<Option<Packet<'b>>> {
         // SAFETY: plain data, zero is valid.
         let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut cbuf = [0u64; 8];
+        let mut cbuf = [0u64; 16];
+        // Ethernet frames are received 4 bytes in, leaving room to put a VLAN tag back.
+        let room = if self.framing == Framing::Raw(1) {
+            VLAN_TAG_LEN
+        } else {
+            0
+        };
+        if buf.len() <= room + 14 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "buffer too small",
+            ));
+        }
         let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
+            iov_base: buf[room..].as_mut_ptr().cast(),
+            iov_len: buf.len() - room,
         };
         // SAFETY: msghdr is plain data.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -309,11 +326,12 @@ impl Live {
                 _ => Err(e),
             };
         }
-        let orig_len = n as u32;
+        let mut orig_len = n as u32;
         if from.sll_pkttype == libc::PACKET_OUTGOING && from.sll_hatype == ARPHRD_LOOPBACK {
             return Ok(None); // the same packet comes back in as PACKET_HOST
         }
         let mut ts_ns = None;
+        let mut vlan = None;
         // SAFETY: walking the control messages the kernel wrote into cbuf.
         unsafe {
             let mut c = libc::CMSG_FIRSTHDR(&msg);
@@ -322,11 +340,34 @@ impl Live {
                     let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
                     ts_ns = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
                 }
+                if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA {
+                    let aux: libc::tpacket_auxdata =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    // libpcap's test: a TCI, or a valid tag whose TCI is 0 (priority tag).
+                    if aux.tp_vlan_tci != 0 || aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 {
+                        let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                            aux.tp_vlan_tpid
+                        } else {
+                            0x8100
+                        };
+                        vlan = Some((tpid, aux.tp_vlan_tci));
+                    }
+                }
                 c = libc::CMSG_NXTHDR(&msg, c);
             }
         }
         let ts_ns = ts_ns.unwrap_or_else(now_ns);
-        let kept = (n as usize).min(buf.len());
+        let mut kept = (n as usize).min(buf.len() - room);
+        let mut start = room;
+        if let Some((tpid, tci)) = vlan.filter(|_| room == VLAN_TAG_LEN && kept >= 12) {
+            // The tag goes back after the two MAC addresses, as on the wire.
+            buf.copy_within(room..room + 12, 0);
+            buf[12..14].copy_from_slice(&tpid.to_be_bytes());
+            buf[14..16].copy_from_slice(&tci.to_be_bytes());
+            start = 0;
+            kept += VLAN_TAG_LEN;
+            orig_len += VLAN_TAG_LEN as u32;
+        }
         let mut addr = [0u8; 8];
         addr.copy_from_slice(&from.sll_addr);
         Ok(Some(Packet {
@@ -337,7 +378,7 @@ impl Live {
             protocol: u16::from_be(from.sll_protocol),
             addr,
             addr_len: from.sll_halen.min(8),
-            data: &buf[..kept],
+            data: &buf[start..start + kept],
             orig_len,
         }))
     }

@@ -32,11 +32,13 @@ pub enum TargetError {
          and does this process see the host's /proc: hostPID?)"
     )]
     NoContainer(String),
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error(
+        "cannot open {path}: {err} (entering another process's network namespace needs root, \
+         or CAP_SYS_ADMIN and CAP_SYS_PTRACE)"
+    )]
+    NoAccess { path: PathBuf, err: std::io::Error },
 }
 
 /// The container ID of `containerd://ID`, `cri-o://ID`, `docker://ID`, or a bare ID, as hex.
@@ -72,9 +74,9 @@ pub fn cgroup_line_matches(line: &str, id: &str) -> bool {
 /// The first process (lowest PID) whose cgroup names container `id`.
 pub fn find_container_pid(proc_root: &Path, id: &str) -> Result<u32, TargetError> {
     let id = container_id(id)?;
-    let dir = std::fs::read_dir(proc_root).map_err(|source| TargetError::Io {
+    let dir = std::fs::read_dir(proc_root).map_err(|err| TargetError::Io {
         path: proc_root.to_path_buf(),
-        source,
+        err,
     })?;
     let mut pids: Vec<u32> = dir
         .flatten()
@@ -99,10 +101,12 @@ impl Target {
         match self {
             Target::Pid(pid) => {
                 let p = PathBuf::from(format!("/proc/{pid}/ns/net"));
-                if p.exists() {
-                    Ok(p)
-                } else {
-                    Err(TargetError::NoProcess(*pid))
+                match p.try_exists() {
+                    Ok(true) => Ok(p),
+                    Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+                        Err(TargetError::NoAccess { path: p, err })
+                    }
+                    _ => Err(TargetError::NoProcess(*pid)),
                 }
             }
             Target::Netns(name) => {
