@@ -205,3 +205,50 @@ pub fn check_filter(data: &[u8]) {
         }
     }
 }
+
+/// Splits `data` into two pcapng "exec streams" (the first 4 bytes, little-endian, say where
+/// the first ends), merges them
+/// block by block as `kubectl meshsniff -l` does, and checks that whatever the merger wrote
+/// before a stream went bad is a capture our reader reads to the end, with one packet per
+/// packet block the merger accepted and every interface named after its stream.
+pub fn check_merge(data: &[u8]) {
+    use crate::kube::merge::{BlockReader, Merger};
+    let Some((cut, rest)) = data.split_first_chunk::<4>() else {
+        return;
+    };
+    let mid = (u32::from_le_bytes(*cut) as usize).min(rest.len());
+    let streams = [&rest[..mid], &rest[mid..]];
+    let labels = ["ns/a".to_string(), "ns/b".to_string()];
+    let Ok(mut m) = Merger::new(Vec::new(), &labels) else {
+        return;
+    };
+    let mut readers: Vec<_> = streams
+        .iter()
+        .zip(&labels)
+        .map(|(s, l)| Some(BlockReader::new(*s, l)))
+        .collect();
+    while readers.iter().any(Option::is_some) {
+        for (i, slot) in readers.iter_mut().enumerate() {
+            let Some(r) = slot else { continue };
+            match r.next_block() {
+                Ok(Some(b)) if m.push(i, &b).is_ok() => {}
+                _ => *slot = None,
+            }
+        }
+    }
+    let packets = m.packets;
+    let out = m.into_inner();
+    let mut reader = crate::pcap::PcapReader::new(&out[..]).expect("merged output has a header");
+    let mut read = 0u64;
+    while reader.advance().expect("merged output reads to the end") {
+        read += 1;
+    }
+    assert_eq!(read, packets, "every accepted packet block is one packet");
+    for i in reader.interfaces() {
+        let name = i.name.as_deref().unwrap_or("");
+        assert!(
+            name.starts_with("ns/a") || name.starts_with("ns/b"),
+            "{name}"
+        );
+    }
+}

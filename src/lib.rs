@@ -26,6 +26,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod kube;
 pub mod pcap;
 pub mod policy;
 pub mod report;

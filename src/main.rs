@@ -56,6 +56,13 @@ enum Command {
     ///
     /// Example: sudo meshsniff sniff --pid 4242 --profile istio -w pod.pcapng
     Sniff(SniffArgs),
+    /// The main process of a `kubectl meshsniff` helper container: does nothing until SIGTERM
+    /// or `--seconds` have passed (the capture itself is run in the container with `exec`).
+    #[command(hide = true)]
+    Idle {
+        #[arg(long, default_value_t = 3600)]
+        seconds: u64,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -291,6 +298,14 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Capture(args) => capture(args),
         Command::Sniff(args) => sniff(args),
+        Command::Idle { seconds } => {
+            meshsniff::capture::install_stop_signals();
+            let end = std::time::Instant::now() + Duration::from_secs(seconds);
+            while !meshsniff::capture::stop_requested() && std::time::Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

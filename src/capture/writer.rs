@@ -161,14 +161,14 @@ impl<W: Write> CaptureWriter<W> {
     }
 }
 
-fn option(out: &mut Vec<u8>, code: u16, value: &[u8]) {
+pub(crate) fn option(out: &mut Vec<u8>, code: u16, value: &[u8]) {
     out.extend_from_slice(&code.to_le_bytes());
     out.extend_from_slice(&(value.len() as u16).to_le_bytes());
     out.extend_from_slice(value);
     out.extend(std::iter::repeat_n(0u8, (4 - value.len() % 4) % 4));
 }
 
-fn shb() -> Vec<u8> {
+pub(crate) fn shb() -> Vec<u8> {
     let mut opts = Vec::new();
     option(&mut opts, 4, b"meshsniff"); // shb_userappl
     opts.extend_from_slice(&[0, 0, 0, 0]);

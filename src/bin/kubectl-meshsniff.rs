@@ -1,0 +1,782 @@
+//! `kubectl meshsniff`: capture and judge any pod from a laptop, and always clean up.
+//! Privileged mode: a helper pod on the target's node (namespace `meshsniff-system`) runs the
+//! static `meshsniff capture --container ID`, streamed back with `kubectl exec -i`; ephemeral
+//! mode: an ephemeral container in the target pod runs the capture. The stream goes to the
+//! analyzer (`meshsniff check -`, a child process in its own process group so that Ctrl-C
+//! reaches only this process), to a file, to stdout or to Wireshark. Every exit path deletes
+//! the helper pods (a guard), and every capture is bounded on the helper's side.
+//! Exit codes are `check`'s: 0 clean, 1 findings, 2 error, 3 the stream ended early.
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use meshsniff::kube::manifest::{self, CaptureOpts, Helper};
+use meshsniff::kube::merge::{BlockReader, Merger};
+use meshsniff::kube::target::{self, PodTarget};
+use meshsniff::kube::{Kubectl, diagnose};
+use serde_json::{Value, json};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const EXIT_ERROR: u8 = 2;
+const EXIT_PARTIAL: u8 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubectl meshsniff",
+    version,
+    about = "Capture a pod's traffic and judge it: is it really encrypted, and if not, what leaks?",
+    after_help = "Examples:\n  kubectl meshsniff web-7d9f -n shop\n  kubectl meshsniff -l app=web -n shop -o web.pcapng --duration 2m\n  kubectl meshsniff web-7d9f -n shop -f 'tcp port 8080' --wireshark\n  kubectl meshsniff web-7d9f -n shop -o - | tshark -r -\n  kubectl meshsniff gc            delete helpers left behind (expired)\n\nNo cluster? See docs/kubectl.md: everything up to the API server is tested here."
+)]
+struct Args {
+    /// The pod to capture (or `-l SELECTOR` for several).
+    pod: Option<String>,
+    /// The pod's namespace (default: the context's namespace).
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// The container whose network namespace to enter (default: the first that is not
+    /// istio-proxy; all of a pod's containers share one network namespace).
+    #[arg(short = 'c', long)]
+    container: Option<String>,
+    /// Capture every pod matching this label selector into one pcapng (one helper per node,
+    /// one interface per pod).
+    #[arg(short = 'l', long)]
+    selector: Option<String>,
+    /// Interface in the pod: `any` (eth0 and lo, where a sidecar's plaintext shows), `eth0`...
+    #[arg(short = 'i', long, default_value = "any")]
+    interface: String,
+    /// Capture filter, tcpdump syntax (the subset meshsniff compiles exactly as libpcap).
+    #[arg(short = 'f', long)]
+    filter: Option<String>,
+    /// Save the capture (pcapng, created 0600) and still judge it; `-` writes pcapng to stdout
+    /// instead of judging.
+    #[arg(short = 'o', long, value_name = "FILE|-")]
+    output: Option<String>,
+    /// How long to capture: the helper stops by itself then, even if this laptop goes away.
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    duration: Duration,
+    /// Stop after this many packets (per pod).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Also show the capture live in Wireshark (`wireshark -k -i -`).
+    #[arg(long)]
+    wireshark: bool,
+    /// Capture from an ephemeral container (NET_RAW, NET_ADMIN) in the target pod instead of
+    /// a privileged helper pod: for clusters that allow no privileged pod. An ephemeral
+    /// container cannot be removed; it ends by itself after --duration.
+    #[arg(long)]
+    ephemeral: bool,
+    /// Image holding the static helper at /meshsniff (docs/kubectl.md builds it).
+    #[arg(long, default_value = manifest::DEFAULT_IMAGE)]
+    image: String,
+    /// How long the helper may take to start.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    start_timeout: Duration,
+    /// The kubeconfig context to use (passed to kubectl).
+    #[arg(long)]
+    context: Option<String>,
+    /// The kubeconfig file (passed to kubectl; KUBECONFIG works too).
+    #[arg(long)]
+    kubeconfig: Option<String>,
+    /// Verdict profile: istio (sidecar conventions), strict, none.
+    #[arg(long, default_value = "istio")]
+    profile: String,
+    /// Finding kinds that make the exit code 1 (see `meshsniff check --help`).
+    #[arg(long)]
+    fail_on: Option<String>,
+    /// table, jsonl or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Show captured credentials instead of redacting them.
+    #[arg(long)]
+    show_secrets: bool,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubectl meshsniff gc",
+    about = "Delete meshsniff helper pods that outlived their expiry (or all with --all)"
+)]
+struct GcArgs {
+    #[arg(long)]
+    all: bool,
+    #[arg(long)]
+    context: Option<String>,
+    #[arg(long)]
+    kubeconfig: Option<String>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, mult) = match s.strip_suffix('h') {
+        Some(n) => (n, 3600.0),
+        None => match s.strip_suffix('m') {
+            Some(n) => (n, 60.0),
+            None => (s.strip_suffix('s').unwrap_or(s), 1.0),
+        },
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a duration such as 30s, 5m or 1h"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("`{s}`: must be more than zero"));
+    }
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A short random session ID (helper names and labels).
+fn session_id() -> String {
+    let mut b = [0u8; 4];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        b = (std::process::id() ^ now() as u32).to_le_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Deletes what this session created, on every way out (normal end, error, signal).
+struct Cleanup {
+    kubectl: Kubectl,
+    pods: Vec<String>,
+}
+
+impl Cleanup {
+    fn run(&mut self) {
+        for name in self.pods.drain(..) {
+            match self.kubectl.delete_pod(manifest::NAMESPACE, &name) {
+                Ok(()) => eprintln!(
+                    "kubectl meshsniff: deleted helper pod {}/{name}",
+                    manifest::NAMESPACE
+                ),
+                Err(e) => eprintln!(
+                    "kubectl meshsniff: could not delete helper pod {}/{name}: {e:#}\n  it deletes \
+                     itself after its deadline; `kubectl meshsniff gc` removes it too",
+                    manifest::NAMESPACE
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.run();
+    }
+}
+
+fn main() -> ExitCode {
+    meshsniff::capture::install_stop_signals();
+    let argv: Vec<String> = std::env::args().collect();
+    let result = if argv.get(1).map(String::as_str) == Some("gc") {
+        gc(GcArgs::parse_from(
+            std::iter::once("kubectl-meshsniff gc".to_string()).chain(argv[2..].iter().cloned()),
+        ))
+    } else {
+        run(Args::parse())
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("kubectl meshsniff: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn gc(args: GcArgs) -> Result<u8> {
+    let kubectl = Kubectl::new(args.context.as_deref(), args.kubeconfig.as_deref());
+    let selector = format!("{}=meshsniff", manifest::MANAGED_BY);
+    let list = kubectl
+        .get_json(&["pods", "-n", manifest::NAMESPACE, "-l", &selector])?
+        .unwrap_or_else(|| json!({"items": []}));
+    let t = now();
+    let mut deleted = 0;
+    for pod in list
+        .get("items")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let Some(name) = pod.pointer("/metadata/name").and_then(Value::as_str) else {
+            continue;
+        };
+        if args.all || manifest::is_expired(pod, t) {
+            kubectl.delete_pod(manifest::NAMESPACE, name)?;
+            println!("deleted {}/{name}", manifest::NAMESPACE);
+            deleted += 1;
+        }
+    }
+    println!("{deleted} helper pod(s) deleted");
+    Ok(0)
+}
+
+/// Where the capture goes: any of file, stdout, Wireshark, the analyzer. A sink that fails
+/// (Wireshark closed) is dropped; the capture goes on for the others.
+struct Fanout {
+    sinks: Vec<(&'static str, Box<dyn Write + Send>)>,
+    bytes: u64,
+}
+
+impl Write for Fanout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sinks.retain_mut(|(name, w)| match w.write_all(buf) {
+            Ok(()) => true,
+            Err(e) => {
+                if *name != "stdout" {
+                    eprintln!("kubectl meshsniff: {name} stopped reading ({e}); capture goes on");
+                }
+                false
+            }
+        });
+        if self.sinks.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "no reader left"));
+        }
+        self.bytes += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        for (_, w) in &mut self.sinks {
+            let _ = w.flush();
+        }
+        Ok(())
+    }
+}
+
+/// The `meshsniff` binary (the analyzer): beside this one (as installed by krew), else on PATH.
+fn analyzer_program() -> std::path::PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("meshsniff")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| "meshsniff".into())
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+/// One exec stream: the kubectl child and the last lines it printed on stderr.
+struct Stream {
+    label: String,
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+fn run(args: Args) -> Result<u8> {
+    if args.pod.is_some() == args.selector.is_some() {
+        bail!("name one pod, or select pods with -l SELECTOR (not both)");
+    }
+    if args.wireshark && !on_path("wireshark") {
+        bail!(
+            "--wireshark: `wireshark` is not installed or not on PATH; install it, or save the \
+             capture with -o FILE and open that file"
+        );
+    }
+    let kubectl = Kubectl::new(args.context.as_deref(), args.kubeconfig.as_deref());
+    let ns = match &args.namespace {
+        Some(n) => n.clone(),
+        None => kubectl.current_namespace()?,
+    };
+    let targets: Vec<PodTarget> = match (&args.pod, &args.selector) {
+        (Some(pod), _) => {
+            let json = kubectl
+                .get_json(&["pod", pod, "-n", &ns])?
+                .with_context(|| format!("pod {ns}/{pod} not found (is -n right?)"))?;
+            vec![target::pod_target(&json, args.container.as_deref())?]
+        }
+        (None, Some(sel)) => {
+            let list = kubectl
+                .get_json(&["pods", "-l", sel, "-n", &ns])?
+                .unwrap_or_else(|| json!({"items": []}));
+            let (ok, skipped) = target::list_targets(&list, args.container.as_deref());
+            for s in &skipped {
+                eprintln!("kubectl meshsniff: skipped: {s}");
+            }
+            if ok.is_empty() {
+                bail!("no running pod matches -l {sel} in namespace {ns}");
+            }
+            ok
+        }
+        (None, None) => unreachable!("checked above"),
+    };
+    for t in &targets {
+        if t.host_network {
+            eprintln!(
+                "kubectl meshsniff: {}/{} uses the node's network: the capture sees the whole \
+                 node's traffic",
+                t.namespace, t.name
+            );
+        }
+    }
+    let session = session_id();
+    let opts = CaptureOpts {
+        interface: args.interface.clone(),
+        filter: args.filter.clone(),
+        duration_secs: args.duration.as_secs().max(1),
+        count: args.count,
+    };
+    let mut cleanup = Cleanup {
+        kubectl: kubectl.clone(),
+        pods: Vec::new(),
+    };
+    // (label, kubectl exec argv) per target.
+    let execs: Vec<(String, Vec<String>)> = if args.ephemeral {
+        start_ephemeral(&kubectl, &targets, &args, &session, &opts)?
+    } else {
+        start_helpers(&kubectl, &targets, &args, &session, &opts, &mut cleanup)?
+    };
+    if meshsniff::capture::stop_requested() {
+        eprintln!("kubectl meshsniff: interrupted before the capture started");
+        return Ok(EXIT_ERROR);
+    }
+    let code = stream(&kubectl, &execs, &args)?;
+    cleanup.run();
+    if args.ephemeral {
+        eprintln!(
+            "kubectl meshsniff: the ephemeral container stays in the pod spec (Kubernetes cannot \
+             remove one); it ended with the capture"
+        );
+    }
+    Ok(code)
+}
+
+fn start_helpers(
+    kubectl: &Kubectl,
+    targets: &[PodTarget],
+    args: &Args,
+    session: &str,
+    opts: &CaptureOpts,
+    cleanup: &mut Cleanup,
+) -> Result<Vec<(String, Vec<String>)>> {
+    match kubectl.get_json(&["namespace", manifest::NAMESPACE])? {
+        None => match kubectl.create(&manifest::namespace()) {
+            Ok(()) => eprintln!(
+                "kubectl meshsniff: created namespace {}",
+                manifest::NAMESPACE
+            ),
+            Err(meshsniff::kube::KubeError::Failed { stderr, .. })
+                if stderr.contains("AlreadyExists") => {}
+            Err(e) => return Err(e).context("cannot create the helper namespace"),
+        },
+        Some(existing) => {
+            if let Some(p) = manifest::namespace_problem(&existing) {
+                eprintln!("kubectl meshsniff: warning: {p}");
+            }
+        }
+    }
+    let mut nodes: Vec<&str> = targets.iter().map(|t| t.node.as_str()).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let mut helper_of = std::collections::HashMap::new();
+    for (k, node) in nodes.iter().enumerate() {
+        let h = Helper {
+            session: session.to_string(),
+            name: format!("meshsniff-{session}-{k}"),
+            node: node.to_string(),
+            image: args.image.clone(),
+            duration_secs: opts.duration_secs,
+            now: now(),
+        };
+        let on_node: Vec<&PodTarget> = targets.iter().filter(|t| t.node == *node).collect();
+        // Armed before the create: whatever happens next, this name gets a delete.
+        cleanup.pods.push(h.name.clone());
+        match kubectl.create(&manifest::helper_pod(&h, &on_node)) {
+            Ok(()) => {}
+            Err(meshsniff::kube::KubeError::Failed { stderr, .. }) => {
+                bail!("{}", diagnose::create_failure(&stderr))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        eprintln!(
+            "kubectl meshsniff: helper pod {}/{} on node {node}",
+            manifest::NAMESPACE,
+            h.name
+        );
+        helper_of.insert(node.to_string(), h.name);
+    }
+    let timeout = format!("--timeout={}s", args.start_timeout.as_secs().max(1));
+    for name in helper_of.values() {
+        let pod = format!("pod/{name}");
+        let waited = kubectl.run(
+            &[
+                "wait",
+                "--for=condition=Ready",
+                &pod,
+                "-n",
+                manifest::NAMESPACE,
+                &timeout,
+            ],
+            None,
+        );
+        if meshsniff::capture::stop_requested() {
+            bail!("interrupted while the helper pod was starting");
+        }
+        if let Err(e) = waited {
+            let status = kubectl
+                .get_json(&["pod", name, "-n", manifest::NAMESPACE])
+                .ok()
+                .flatten();
+            let selector = format!("involvedObject.name={name}");
+            let events = kubectl
+                .get_json(&[
+                    "events",
+                    "-n",
+                    manifest::NAMESPACE,
+                    "--field-selector",
+                    &selector,
+                ])
+                .ok()
+                .flatten();
+            let why = diagnose::start_failure(status.as_ref(), events.as_ref());
+            if why.is_empty() {
+                bail!("helper pod {name} did not become ready: {e:#}");
+            }
+            bail!("helper pod {name} did not start:\n  {}", why.join("\n  "));
+        }
+    }
+    Ok(targets
+        .iter()
+        .map(|t| {
+            let mut argv: Vec<String> = [
+                "exec",
+                "-i",
+                &helper_of[&t.node],
+                "-n",
+                manifest::NAMESPACE,
+                "-c",
+                "helper",
+                "--",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            argv.extend(manifest::capture_argv(Some(t), opts));
+            (format!("{}/{}", t.namespace, t.name), argv)
+        })
+        .collect())
+}
+
+fn start_ephemeral(
+    kubectl: &Kubectl,
+    targets: &[PodTarget],
+    args: &Args,
+    session: &str,
+    opts: &CaptureOpts,
+) -> Result<Vec<(String, Vec<String>)>> {
+    let mut execs = Vec::new();
+    for t in targets {
+        let h = Helper {
+            session: session.to_string(),
+            name: format!("meshsniff-{session}"),
+            node: t.node.clone(),
+            image: args.image.clone(),
+            duration_secs: opts.duration_secs,
+            now: now(),
+        };
+        let patch = json!({"spec": {"ephemeralContainers": [manifest::ephemeral_container(&h)]}});
+        kubectl
+            .run(
+                &[
+                    "patch",
+                    "pod",
+                    &t.name,
+                    "-n",
+                    &t.namespace,
+                    "--subresource",
+                    "ephemeralcontainers",
+                    "--type",
+                    "strategic",
+                    "-p",
+                    &patch.to_string(),
+                ],
+                None,
+            )
+            .map_err(|e| match e {
+                meshsniff::kube::KubeError::Failed { stderr, .. } => anyhow::anyhow!(
+                    "cannot add an ephemeral container to {}/{}: {stderr}\n  (needs Kubernetes \
+                     1.25+, patch on pods/ephemeralcontainers, and a policy that allows NET_RAW)",
+                    t.namespace,
+                    t.name
+                ),
+                other => other.into(),
+            })?;
+        // Ready when its status says running.
+        let start = Instant::now();
+        loop {
+            let pod = kubectl.get_json(&["pod", &t.name, "-n", &t.namespace])?;
+            let st = pod.as_ref().and_then(|p| {
+                p.pointer("/status/ephemeralContainerStatuses")?
+                    .as_array()?
+                    .iter()
+                    .find(|s| s.get("name").and_then(Value::as_str) == Some(&h.name))
+                    .cloned()
+            });
+            if st
+                .as_ref()
+                .is_some_and(|s| s.pointer("/state/running").is_some())
+            {
+                break;
+            }
+            if meshsniff::capture::stop_requested() {
+                bail!("interrupted while the ephemeral container was starting");
+            }
+            if start.elapsed() > args.start_timeout {
+                let status = st.map(|s| json!({"status": {"containerStatuses": [s]}}));
+                let why = diagnose::start_failure(status.as_ref(), None);
+                bail!(
+                    "the ephemeral container in {}/{} did not start: {}",
+                    t.namespace,
+                    t.name,
+                    if why.is_empty() {
+                        "no reason given".into()
+                    } else {
+                        why.join("; ")
+                    }
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let mut argv: Vec<String> = [
+            "exec",
+            "-i",
+            &t.name,
+            "-n",
+            &t.namespace,
+            "-c",
+            &h.name,
+            "--",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        argv.extend(manifest::capture_argv(None, opts));
+        execs.push((format!("{}/{}", t.namespace, t.name), argv));
+    }
+    Ok(execs)
+}
+
+/// Runs the exec streams into the sinks until they end or a stop is asked; the analyzer's
+/// exit code (or 3 when a stream ended early, or 0 with `-o -`).
+fn stream(kubectl: &Kubectl, execs: &[(String, Vec<String>)], args: &Args) -> Result<u8> {
+    let mut sinks: Vec<(&'static str, Box<dyn Write + Send>)> = Vec::new();
+    let mut analyzer = None;
+    let mut wireshark = None;
+    match args.output.as_deref() {
+        Some("-") => sinks.push(("stdout", Box::new(io::stdout()))),
+        other => {
+            if let Some(path) = other {
+                use std::os::unix::fs::OpenOptionsExt;
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(path)
+                    .with_context(|| format!("cannot create {path}"))?;
+                sinks.push(("the output file", Box::new(io::BufWriter::new(f))));
+            }
+            let mut cmd = Command::new(analyzer_program());
+            cmd.args([
+                "check",
+                "-",
+                "--profile",
+                &args.profile,
+                "--format",
+                &args.format,
+            ]);
+            if let Some(f) = &args.fail_on {
+                cmd.args(["--fail-on", f]);
+            }
+            if args.show_secrets {
+                cmd.arg("--show-secrets");
+            }
+            let mut child =
+                cmd.stdin(Stdio::piped()).process_group(0).spawn().context(
+                    "cannot start the analyzer (`meshsniff`, installed with this plugin)",
+                )?;
+            sinks.push((
+                "the analyzer",
+                Box::new(child.stdin.take().context("analyzer stdin")?),
+            ));
+            analyzer = Some(child);
+        }
+    }
+    if args.wireshark {
+        let mut child = Command::new("wireshark")
+            .args(["-k", "-i", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .context("cannot start wireshark")?;
+        sinks.push((
+            "wireshark",
+            Box::new(child.stdin.take().context("wireshark stdin")?),
+        ));
+        wireshark = Some(child);
+    }
+    let fanout = Arc::new(Mutex::new(Fanout { sinks, bytes: 0 }));
+    let mut streams = Vec::new();
+    for (label, argv) in execs {
+        let mut child = kubectl
+            .command(argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .context("cannot run kubectl exec")?;
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let pipe = child.stderr.take().context("exec stderr")?;
+        let (keep, label2) = (stderr.clone(), label.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                // The helper's own report (packets captured, dropped) is worth showing.
+                eprintln!("[{label2}] {line}");
+                let mut k = keep.lock().unwrap_or_else(|p| p.into_inner());
+                k.push(line);
+                if k.len() > 20 {
+                    k.remove(0);
+                }
+            }
+        });
+        streams.push(Stream {
+            label: label.clone(),
+            child,
+            stderr,
+        });
+    }
+    let pumps = start_pumps(&mut streams, fanout.clone())?;
+    // Wait for the streams to end or for a stop.
+    let mut stopped = false;
+    loop {
+        if pumps.iter().all(std::thread::JoinHandle::is_finished) {
+            break;
+        }
+        if meshsniff::capture::stop_requested() && !stopped {
+            stopped = true;
+            eprintln!("kubectl meshsniff: stopping");
+            for s in &mut streams {
+                let _ = s.child.kill();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut pump_errors = Vec::new();
+    for p in pumps {
+        if let Ok(Err(e)) = p.join() {
+            pump_errors.push(e);
+        }
+    }
+    let mut dropped = Vec::new();
+    for s in &mut streams {
+        let st = s.child.wait().context("waiting for kubectl exec")?;
+        if !st.success() && !stopped {
+            let said = s
+                .stderr
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .join("\n  ");
+            dropped.push(format!("{} ({st}): {said}", s.label));
+        }
+    }
+    let bytes = {
+        let mut f = fanout.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = f.flush();
+        let b = f.bytes;
+        f.sinks.clear(); // closes the analyzer's and Wireshark's stdin
+        b
+    };
+    drop(wireshark);
+    for e in &pump_errors {
+        eprintln!("kubectl meshsniff: {e}");
+    }
+    for d in &dropped {
+        eprintln!(
+            "kubectl meshsniff: the exec stream of {d}\n  ended early: what arrived was judged \
+             (and saved); the helper stops by itself after --duration"
+        );
+    }
+    let mut code = match analyzer {
+        Some(mut a) => {
+            let st = a.wait().context("waiting for the analyzer")?;
+            st.code().map_or(EXIT_ERROR, |c| c as u8)
+        }
+        None => 0,
+    };
+    if (!dropped.is_empty() || !pump_errors.is_empty()) && code != 1 {
+        code = EXIT_PARTIAL;
+    }
+    if bytes == 0 && !stopped {
+        eprintln!("kubectl meshsniff: nothing was captured");
+    }
+    Ok(code)
+}
+
+type Pump = std::thread::JoinHandle<Result<(), String>>;
+
+/// One stream: its bytes as they come. Several: merged into one pcapng with an interface per
+/// pod and its interface.
+fn start_pumps(streams: &mut [Stream], out: Arc<Mutex<Fanout>>) -> Result<Vec<Pump>> {
+    if let [one] = streams {
+        let mut from = one.child.stdout.take().context("exec stdout")?;
+        return Ok(vec![std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e.to_string()),
+                };
+                let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
+                if o.write_all(&buf[..n]).and_then(|()| o.flush()).is_err() {
+                    return Ok(()); // no reader left (stdout closed): stop quietly
+                }
+            }
+        })]);
+    }
+    let labels: Vec<String> = streams.iter().map(|s| s.label.clone()).collect();
+    struct Shared(Arc<Mutex<Fanout>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).write(b)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).flush()
+        }
+    }
+    let merger = Merger::new(Shared(out), &labels).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let merger = Arc::new(Mutex::new(merger));
+    let mut pumps = Vec::new();
+    for (i, s) in streams.iter_mut().enumerate() {
+        let from = s.child.stdout.take().context("exec stdout")?;
+        let (m, label) = (merger.clone(), s.label.clone());
+        pumps.push(std::thread::spawn(move || {
+            let mut r = BlockReader::new(from, &label);
+            loop {
+                match r.next_block() {
+                    Ok(Some(b)) => {
+                        let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+                        m.push(i, &b).map_err(|e| e.to_string())?;
+                        m.flush().map_err(|e| e.to_string())?;
+                    }
+                    Ok(None) => return Ok(()),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }));
+    }
+    Ok(pumps)
+}

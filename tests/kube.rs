@@ -1,0 +1,1072 @@
+//! Role: `kubectl meshsniff` tested up to the API server. There is no cluster on our machines:
+//! a `kubectl` stand-in (tests/kube/kubectl) is first on PATH; it records every call, answers
+//! `get` with pod JSON this test writes (checked against the Kubernetes API types), and runs
+//! `exec` for real: the static helper's command in a network namespace that plays the node,
+//! which finds the "container" (a process in a cgroup named like containerd's, created here)
+//! and captures real traffic (curl to python3 http.server) in the pod's namespace. The
+//! generated manifests are checked against the API types (k8s-openapi) with every field the
+//! plugin promises, and the delete of the helper is asserted on every exit path.
+
+mod common;
+
+use k8s_openapi::api::core::v1 as api;
+use meshsniff::kube::manifest::{self, CaptureOpts, Helper};
+use meshsniff::kube::target::{self, PodTarget};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn plugin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kubectl-meshsniff"))
+}
+
+/// A pod as the API server returns it (v1.30-era fields), with an Istio sidecar beside the
+/// application container.
+fn pod_json(ns: &str, name: &str, node: &str, id: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": "3f5a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b",
+            "resourceVersion": "48213",
+            "creationTimestamp": "2026-11-29T11:58:02Z",
+            "labels": labels,
+            "annotations": {"sidecar.istio.io/status": "{\"containers\":[\"istio-proxy\"]}"}
+        },
+        "spec": {
+            "nodeName": node,
+            "serviceAccountName": "default",
+            "restartPolicy": "Always",
+            "initContainers": [{"name": "istio-init", "image": "docker.io/istio/proxyv2:1.22.0"}],
+            "containers": [
+                {"name": "web", "image": "python:3.11-slim",
+                 "ports": [{"containerPort": 8080, "protocol": "TCP"}]},
+                {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.22.0"}
+            ]
+        },
+        "status": {
+            "phase": "Running",
+            "hostIP": "192.0.2.10",
+            "podIP": "10.244.1.7",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [
+                {"name": "istio-proxy", "ready": true, "restartCount": 0,
+                 "image": "docker.io/istio/proxyv2:1.22.0", "imageID": "",
+                 "containerID": format!("containerd://{}", "e".repeat(64)),
+                 "state": {"running": {"startedAt": "2026-11-29T11:58:05Z"}}},
+                {"name": "web", "ready": true, "restartCount": 0,
+                 "image": "python:3.11-slim", "imageID": "",
+                 "containerID": format!("containerd://{id}"),
+                 "state": {"running": {"startedAt": "2026-11-29T11:58:04Z"}}}
+            ]
+        }
+    })
+}
+
+/// Deserializes into the API type and serializes back: equal only if every field exists in
+/// the API with the right type (a misspelled or misplaced field is dropped, so it differs).
+fn round_trips<T: serde::de::DeserializeOwned + serde::Serialize>(v: &Value) -> Value {
+    let typed: T = serde_json::from_value(v.clone())
+        .unwrap_or_else(|e| panic!("not a valid {}: {e}\n{v:#}", std::any::type_name::<T>()));
+    let back = serde_json::to_value(&typed).unwrap();
+    assert_eq!(
+        &back,
+        v,
+        "fields lost against {}",
+        std::any::type_name::<T>()
+    );
+    back
+}
+
+fn some_target() -> PodTarget {
+    target::pod_target(
+        &pod_json(
+            "shop",
+            "web-1",
+            "node-a",
+            &"a".repeat(64),
+            json!({"app": "web"}),
+        ),
+        None,
+    )
+    .unwrap()
+}
+
+#[test]
+fn manifests_are_valid_kubernetes_objects_with_every_promised_field() {
+    let t = some_target();
+    assert_eq!(
+        t.container, "web",
+        "istio-proxy is not the default container"
+    );
+    assert!(t.has_istio_proxy);
+    round_trips::<api::Pod>(&pod_json(
+        "shop",
+        "web-1",
+        "node-a",
+        &"a".repeat(64),
+        json!({"app": "web"}),
+    ));
+
+    let ns = round_trips::<api::Namespace>(&manifest::namespace());
+    assert_eq!(ns["metadata"]["name"], manifest::NAMESPACE);
+    for mode in ["enforce", "audit", "warn"] {
+        assert_eq!(
+            ns["metadata"]["labels"][format!("pod-security.kubernetes.io/{mode}")],
+            "privileged"
+        );
+    }
+    assert_eq!(ns["metadata"]["labels"]["istio-injection"], "disabled");
+
+    let h = Helper {
+        session: "0badcafe".into(),
+        name: "meshsniff-0badcafe-0".into(),
+        node: "node-a".into(),
+        image: "registry.example/meshsniff:1".into(),
+        duration_secs: 60,
+        now: 1_900_000_000,
+    };
+    let pod = round_trips::<api::Pod>(&manifest::helper_pod(&h, &[&t]));
+    let (meta, spec) = (&pod["metadata"], &pod["spec"]);
+    assert_eq!(meta["namespace"], manifest::NAMESPACE);
+    assert_eq!(meta["labels"]["sidecar.istio.io/inject"], "false");
+    assert_eq!(meta["annotations"]["sidecar.istio.io/inject"], "false");
+    assert_eq!(meta["labels"][manifest::SESSION], "0badcafe");
+    assert_eq!(
+        meta["labels"][manifest::EXPIRES],
+        (1_900_000_000u64 + 60 + manifest::GRACE_SECS).to_string()
+    );
+    assert_eq!(meta["labels"][manifest::MANAGED_BY], "meshsniff");
+    assert_eq!(spec["nodeName"], "node-a");
+    assert_eq!(
+        spec["tolerations"],
+        json!([{"operator": "Exists"}]),
+        "tolerates every taint"
+    );
+    assert_eq!(spec["hostPID"], true);
+    assert_eq!(spec["activeDeadlineSeconds"], 60 + manifest::GRACE_SECS);
+    assert_eq!(spec["restartPolicy"], "Never");
+    let c = &spec["containers"][0];
+    assert_eq!(c["securityContext"]["privileged"], true);
+    assert_eq!(c["image"], "registry.example/meshsniff:1");
+    for k in ["requests", "limits"] {
+        assert!(c["resources"][k]["cpu"].is_string() && c["resources"][k]["memory"].is_string());
+    }
+    assert_eq!(c["command"][0], manifest::HELPER_PATH);
+    // The label values are valid label values (63 characters, alphanumerics at the ends).
+    for (_, v) in meta["labels"].as_object().unwrap() {
+        let v = v.as_str().unwrap();
+        assert!(
+            v.len() <= 63
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+            "{v}"
+        );
+    }
+
+    let e = round_trips::<api::EphemeralContainer>(&manifest::ephemeral_container(&h));
+    assert_eq!(
+        e["securityContext"]["capabilities"]["add"],
+        json!(["NET_RAW", "NET_ADMIN"])
+    );
+    assert!(
+        e.get("resources").is_none(),
+        "ephemeral containers take no resources"
+    );
+    assert_eq!(
+        e["command"][3],
+        (60 + manifest::GRACE_SECS).to_string(),
+        "it ends by itself"
+    );
+
+    let argv = manifest::capture_argv(
+        Some(&t),
+        &CaptureOpts {
+            interface: "any".into(),
+            filter: Some("tcp port 8080".into()),
+            duration_secs: 60,
+            count: Some(10),
+        },
+    );
+    assert_eq!(
+        argv,
+        [
+            "/meshsniff",
+            "capture",
+            "--container",
+            &t.container_id,
+            "-i",
+            "any",
+            "-w",
+            "-",
+            "--pcapng",
+            "--duration",
+            "60s",
+            "-f",
+            "tcp port 8080",
+            "-c",
+            "10"
+        ]
+    );
+    assert!(manifest::is_expired(
+        &pod,
+        1_900_000_000 + 60 + manifest::GRACE_SECS
+    ));
+    assert!(!manifest::is_expired(&pod, 1_900_000_000));
+}
+
+#[test]
+fn pods_that_cannot_be_captured_say_why() {
+    let id = "b".repeat(64);
+    let mut pending = pod_json("shop", "web-2", "node-a", &id, json!({}));
+    pending["status"]["phase"] = json!("Pending");
+    let e = target::pod_target(&pending, None).unwrap_err().to_string();
+    assert!(e.contains("shop/web-2") && e.contains("Pending"), "{e}");
+    let pod = pod_json("shop", "web-2", "node-a", &id, json!({}));
+    let e = target::pod_target(&pod, Some("db"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no container `db`") && e.contains("web, istio-proxy"),
+        "{e}"
+    );
+    let t = target::pod_target(&pod, Some("istio-proxy")).unwrap();
+    assert_eq!(t.container_id, format!("containerd://{}", "e".repeat(64)));
+    let mut starting = pod;
+    starting["status"]["containerStatuses"][1]["containerID"] = json!("");
+    let e = target::pod_target(&starting, None).unwrap_err().to_string();
+    assert!(e.contains("has not started"), "{e}");
+}
+
+/// The node simulation: namespaces that play nodes and pods, and the stand-in's state.
+struct KubeLab {
+    n: u8,
+    dir: PathBuf,
+    state: PathBuf,
+    path_env: String,
+    netns: Vec<String>,
+    cgroups: Vec<PathBuf>,
+    children: Vec<Child>,
+    /// (namespace, pod name, pod IP, client netns)
+    pods: Vec<(String, String, String, String)>,
+}
+
+fn sh(args: &[&str]) {
+    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
+    assert!(st.success(), "{args:?}");
+}
+
+impl KubeLab {
+    fn new(n: u8) -> KubeLab {
+        let dir = std::env::temp_dir().join(format!("meshsniff-kube-{}-{n}", std::process::id()));
+        let state = dir.join("state");
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy(
+            common::repo().join("tests/kube/kubectl"),
+            bin.join("kubectl"),
+        )
+        .unwrap();
+        std::fs::write(
+            state.join("helper"),
+            common::bin().to_string_lossy().as_bytes(),
+        )
+        .unwrap();
+        let path_env = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut lab = KubeLab {
+            n,
+            dir,
+            state,
+            path_env,
+            netns: Vec::new(),
+            cgroups: Vec::new(),
+            children: Vec::new(),
+            pods: Vec::new(),
+        };
+        for node in ["node-a", "node-b"] {
+            let ns = format!("msn-kube{n}-{node}");
+            lab.add_netns(&ns);
+        }
+        lab.write_netns_map();
+        lab
+    }
+
+    fn add_netns(&mut self, ns: &str) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", ns])
+            .stderr(Stdio::null())
+            .status();
+        sh(&["ip", "netns", "add", ns]);
+        sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        self.netns.push(ns.to_string());
+    }
+
+    fn write_netns_map(&self) {
+        let mut m = serde_json::Map::new();
+        for node in ["node-a", "node-b"] {
+            m.insert(
+                format!("node:{node}"),
+                json!(format!("msn-kube{}-{node}", self.n)),
+            );
+        }
+        for (k, (ns, name, _, _)) in self.pods.iter().enumerate() {
+            m.insert(
+                format!("pod:{ns}/{name}"),
+                json!(format!("msn-kube{}-p{k}", self.n)),
+            );
+        }
+        std::fs::write(self.state.join("netns.json"), Value::Object(m).to_string()).unwrap();
+    }
+
+    /// A pod: its own network namespace with a client on a veth, python3 http.server on :8080
+    /// in a cgroup named like containerd's, and its JSON in the stand-in's store.
+    fn add_pod(&mut self, ns: &str, name: &str, node: &str, labels: Value) {
+        let k = self.pods.len();
+        let (pod, cli) = (
+            format!("msn-kube{}-p{k}", self.n),
+            format!("msn-kube{}-c{k}", self.n),
+        );
+        self.add_netns(&pod);
+        self.add_netns(&cli);
+        sh(&[
+            "ip", "link", "add", "eth0", "netns", &pod, "type", "veth", "peer", "name", "veth-c",
+            "netns", &cli,
+        ]);
+        let ip = format!("10.85.{}.{}", self.n, 2 + 2 * k);
+        let cip = format!("10.85.{}.{}", self.n, 3 + 2 * k);
+        sh(&[
+            "ip",
+            "-n",
+            &pod,
+            "addr",
+            "add",
+            &format!("{ip}/31"),
+            "dev",
+            "eth0",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &cli,
+            "addr",
+            "add",
+            &format!("{cip}/31"),
+            "dev",
+            "veth-c",
+        ]);
+        sh(&["ip", "-n", &pod, "link", "set", "eth0", "up"]);
+        sh(&["ip", "-n", &cli, "link", "set", "veth-c", "up"]);
+        let server = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &pod,
+                "python3",
+                "-m",
+                "http.server",
+                "--bind",
+                "0.0.0.0",
+                "8080",
+            ])
+            .current_dir(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let id = format!(
+            "{:0>64}",
+            format!("{:x}{:x}{k}", std::process::id(), self.n)
+        );
+        let root = if Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
+            PathBuf::from("/sys/fs/cgroup/unified")
+        } else {
+            PathBuf::from("/sys/fs/cgroup")
+        };
+        let slice = root.join(format!("meshsniff-kube{}.slice", self.n));
+        let scope = slice.join(format!("cri-containerd-{id}.scope"));
+        std::fs::create_dir_all(&scope).unwrap();
+        if !self.cgroups.contains(&slice) {
+            self.cgroups.push(slice);
+        }
+        self.cgroups.push(scope.clone());
+        std::fs::write(scope.join("cgroup.procs"), server.id().to_string()).unwrap();
+        self.children.push(server);
+        let pod_file = self.state.join(format!("objects/pods/{ns}/{name}.json"));
+        std::fs::create_dir_all(pod_file.parent().unwrap()).unwrap();
+        let json = pod_json(ns, name, node, &id, labels);
+        round_trips::<api::Pod>(&json);
+        std::fs::write(pod_file, json.to_string()).unwrap();
+        self.pods.push((ns.into(), name.into(), ip.clone(), cli));
+        self.write_netns_map();
+        // Ready when the server answers.
+        for _ in 0..100 {
+            if self.curl(k, "/").is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("http.server in {pod} never answered");
+    }
+
+    fn curl(&self, k: usize, path: &str) -> Result<(), String> {
+        let (_, _, ip, cli) = &self.pods[k];
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                cli,
+                "curl",
+                "-sf",
+                "-o",
+                "/dev/null",
+                "-m",
+                "3",
+            ])
+            .args(["-H", "Authorization: Bearer sk_live_abcdefghijklmnop"])
+            .arg(format!("http://{ip}:8080{path}"))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{:?}", out.status))
+        }
+    }
+
+    fn scenario(&self, s: &str) {
+        std::fs::write(self.state.join("scenario"), s).unwrap();
+    }
+
+    fn plugin(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(plugin());
+        c.args(args)
+            .env("PATH", &self.path_env)
+            .env("MESHSNIFF_STANDIN", &self.state)
+            .current_dir(&self.dir);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.plugin(args).output().unwrap()
+    }
+
+    /// Every kubectl call the plugin made: argv and stdin.
+    fn calls(&self) -> Vec<(Vec<String>, Option<String>)> {
+        std::fs::read_to_string(self.state.join("calls.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                let argv = v["argv"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string())
+                    .collect();
+                (argv, v["stdin"].as_str().map(str::to_string))
+            })
+            .collect()
+    }
+
+    fn created_pods(&self) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|(a, _)| a.iter().any(|x| x == "create"))
+            .filter_map(|(_, s)| serde_json::from_str::<Value>(&s?).ok())
+            .filter(|v| v["kind"] == "Pod")
+            .collect()
+    }
+
+    fn deletes(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter(|(a, _)| a.iter().take(5).any(|x| x == "delete"))
+            .map(|(a, _)| a.join(" "))
+            .collect()
+    }
+}
+
+impl Drop for KubeLab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in &self.netns {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        for cg in self.cgroups.iter().rev() {
+            let _ = std::fs::remove_dir(cg);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn ready(test: &str) -> bool {
+    common::root_or_skip(test)
+        && ["python3", "curl", "tshark"]
+            .iter()
+            .all(|p| common::have(test, p))
+}
+
+/// Waits until the plugin's stderr (a file) shows `what`.
+fn wait_for(log: &Path, what: &str) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if std::fs::read_to_string(log).is_ok_and(|t| t.contains(what)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "never saw `{what}`: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+fn tshark_fields(file: &Path, fields: &[&str], filter: &str) -> Vec<String> {
+    let mut c = Command::new("tshark");
+    c.arg("-r").arg(file).args(["-Y", filter, "-T", "fields"]);
+    for f in fields {
+        c.args(["-e", f]);
+    }
+    let out = c.output().unwrap();
+    let err: String = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.contains("Running as user") && !l.trim().is_empty())
+        .collect();
+    assert!(
+        out.status.success() && err.is_empty(),
+        "tshark on {}: {err}",
+        file.display()
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The full plugin path against real packets: pod read with `get`, namespace and helper
+/// created with `create -f -` (manifests as promised), `wait`, `exec -i` running the static
+/// helper for real on the "node", the stream judged live and saved, the helper deleted.
+#[test]
+fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
+    if !ready("the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up") {
+        return;
+    }
+    let mut lab = KubeLab::new(1);
+    lab.add_pod("shop", "web-1", "node-a", json!({"app": "web"}));
+    let log = lab.dir.join("plugin.log");
+    let child = lab
+        .plugin(&[
+            "web-1",
+            "-n",
+            "shop",
+            "--context",
+            "prod-eu",
+            "--duration",
+            "5s",
+            "-o",
+            "web.pcapng",
+            "--format",
+            "jsonl",
+            "--fail-on",
+            "plaintext-leak",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(&log, "capturing on");
+    for _ in 0..3 {
+        lab.curl(0, "/").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = std::fs::read_to_string(&log).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the cleartext HTTP is a leak: {err}\n{text}"
+    );
+    // Live verdicts, JSON Lines from the analyzer.
+    let flows: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "flow")
+        .collect();
+    assert!(flows.len() >= 3, "{text}");
+    assert!(
+        flows
+            .iter()
+            .any(|f| f["verdict"]["kind"] == "plaintext-leak"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("sk_live_abcdefghijklmnop"),
+        "the token is redacted"
+    );
+    // The saved capture: pcapng, 0600, read by tshark, the GETs in it.
+    let saved = lab.dir.join("web.pcapng");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let gets = tshark_fields(&saved, &["http.request.method"], "http.request");
+    assert_eq!(gets.len(), 3, "{gets:?}");
+
+    // The calls: every one with the context; the pod read; the namespace and the helper
+    // created as promised; exec without -t running the helper on the target's container;
+    // the helper deleted without waiting.
+    let calls = lab.calls();
+    assert!(
+        calls
+            .iter()
+            .all(|(a, _)| a[..2] == ["--context", "prod-eu"]),
+        "{calls:?}"
+    );
+    let verbs: Vec<&str> = calls.iter().map(|(a, _)| a[2].as_str()).collect();
+    assert_eq!(
+        verbs,
+        ["get", "get", "create", "create", "wait", "exec", "delete"],
+        "{calls:?}"
+    );
+    let helper = &lab.created_pods()[0];
+    round_trips::<api::Pod>(helper);
+    assert_eq!(helper["spec"]["nodeName"], "node-a");
+    let name = helper["metadata"]["name"].as_str().unwrap();
+    let exec = &calls[5].0;
+    assert!(
+        exec.contains(&"-i".to_string()) && !exec.contains(&"-t".to_string()),
+        "{exec:?}"
+    );
+    let id = format!("containerd://{}", &lab.run_id(0));
+    assert!(
+        exec.windows(2).any(|w| w == ["--container", &id]),
+        "{exec:?}"
+    );
+    assert_eq!(
+        lab.deletes(),
+        [format!(
+            "--context prod-eu delete pod {name} -n meshsniff-system --wait=false --ignore-not-found"
+        )]
+    );
+    assert!(
+        err.contains(&format!("deleted helper pod meshsniff-system/{name}")),
+        "{err}"
+    );
+}
+
+impl KubeLab {
+    fn run_id(&self, k: usize) -> String {
+        let (ns, name, _, _) = &self.pods[k];
+        let p: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.state.join(format!("objects/pods/{ns}/{name}.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        p["status"]["containerStatuses"][1]["containerID"]
+            .as_str()
+            .unwrap()["containerd://".len()..]
+            .to_string()
+    }
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM mid-stream: the capture so far is judged and saved (a valid
+/// file), the helper is deleted, and the exit code is the analyzer's.
+#[test]
+fn ctrl_c_mid_stream_deletes_the_helper() {
+    if !ready("ctrl_c_mid_stream_deletes_the_helper") {
+        return;
+    }
+    stop_mid_stream(2, "-INT");
+}
+
+#[test]
+fn sigterm_mid_stream_deletes_the_helper() {
+    if !ready("sigterm_mid_stream_deletes_the_helper") {
+        return;
+    }
+    stop_mid_stream(7, "-TERM");
+}
+
+fn stop_mid_stream(n: u8, signal: &str) {
+    let mut lab = KubeLab::new(n);
+    lab.add_pod("shop", "web-1", "node-a", json!({"app": "web"}));
+    let log = lab.dir.join("plugin.log");
+    let mut child = lab
+        .plugin(&[
+            "web-1",
+            "-n",
+            "shop",
+            "--duration",
+            "10m",
+            "-o",
+            "cut.pcapng",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(&log, "capturing on");
+    lab.curl(0, "/").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    sh(&["kill", signal, &child.id().to_string()]);
+    let start = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "Ctrl-C must stop it promptly"
+    );
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "check's default --fail-on: the leak fails: {err}"
+    );
+    assert_eq!(lab.deletes().len(), 1, "{err}");
+    assert!(err.contains("deleted helper pod"), "{err}");
+    let gets = tshark_fields(
+        &lab.dir.join("cut.pcapng"),
+        &["http.request.method"],
+        "http.request",
+    );
+    assert_eq!(gets, ["GET"]);
+}
+
+/// The exec stream drops (the connection to the node is lost): what arrived is judged, the
+/// user is told, exit code 3, and the helper is deleted.
+#[test]
+fn a_dropped_stream_is_reported_and_the_helper_deleted() {
+    if !ready("a_dropped_stream_is_reported_and_the_helper_deleted") {
+        return;
+    }
+    let mut lab = KubeLab::new(3);
+    lab.add_pod("shop", "web-1", "node-a", json!({"app": "web"}));
+    lab.scenario("drop-stream");
+    let log = lab.dir.join("plugin.log");
+    let child = lab
+        .plugin(&["web-1", "-n", "shop", "--duration", "10m"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(&log, "capturing on");
+    for _ in 0..3 {
+        let _ = lab.curl(0, "/");
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("ended early") && err.contains("lost connection"),
+        "{err}"
+    );
+    assert_eq!(lab.deletes().len(), 1, "{err}");
+}
+
+/// A helper that cannot start says why (the pod's status and events), and is deleted; a
+/// Pod Security rejection says what to change.
+#[test]
+fn a_helper_that_cannot_start_says_why_and_is_deleted() {
+    if !ready("a_helper_that_cannot_start_says_why_and_is_deleted") {
+        return;
+    }
+    let mut lab = KubeLab::new(4);
+    lab.add_pod("shop", "web-1", "node-a", json!({"app": "web"}));
+    lab.scenario("image-pull");
+    let out = lab.run(&[
+        "web-1",
+        "-n",
+        "shop",
+        "--image",
+        "registry.example/nope:1",
+        "--start-timeout",
+        "2s",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("ImagePullBackOff") && err.contains("registry.example/nope:1"),
+        "{err}"
+    );
+    assert!(err.contains("image pull secret"), "a hint: {err}");
+    assert_eq!(lab.deletes().len(), 1, "{err}");
+    assert!(!lab.calls().iter().any(|(a, _)| a[0] == "exec"));
+
+    lab.scenario("psa-reject");
+    let out = lab.run(&["web-1", "-n", "shop"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("Pod Security rejected") && err.contains("--ephemeral"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pod-security.kubernetes.io/enforce=privileged"),
+        "{err}"
+    );
+    assert_eq!(
+        lab.deletes().len(),
+        2,
+        "the rejected name gets its delete too: {err}"
+    );
+    // Without -n: the context's namespace, as kubectl would use.
+    std::fs::write(lab.state.join("current-namespace"), "shop").unwrap();
+    let out = lab.run(&["web-1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let calls = lab.calls();
+    let at = calls
+        .iter()
+        .rposition(|(a, _)| a[0] == "config")
+        .expect("config view");
+    assert_eq!(calls[at].0[..3], ["config", "view", "--minify"]);
+    assert_eq!(
+        calls[at + 1].0,
+        ["get", "pod", "web-1", "-n", "shop", "-o", "json"]
+    );
+}
+
+/// `--ephemeral`: an ephemeral container in the target pod (patched in, NET_RAW and
+/// NET_ADMIN), the capture run in it with exec (in the pod's own namespace: no --container),
+/// nothing created in meshsniff-system and nothing to delete. With `-o -` the pcapng goes to
+/// stdout (for tshark or a file) and nothing is judged.
+#[test]
+fn ephemeral_mode_captures_from_inside_the_pod() {
+    if !ready("ephemeral_mode_captures_from_inside_the_pod") {
+        return;
+    }
+    let mut lab = KubeLab::new(5);
+    lab.add_pod("shop", "web-1", "node-a", json!({"app": "web"}));
+    let log = lab.dir.join("plugin.log");
+    let child = lab
+        .plugin(&[
+            "web-1",
+            "-n",
+            "shop",
+            "--ephemeral",
+            "--duration",
+            "4s",
+            "-o",
+            "-",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(&log, "capturing on");
+    lab.curl(0, "/").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "`-o -`: no analyzer, no verdict: {err}"
+    );
+    std::fs::write(lab.dir.join("e.pcapng"), &out.stdout).unwrap();
+    let calls = lab.calls();
+    let patch = calls
+        .iter()
+        .find(|(a, _)| a[0] == "patch")
+        .expect("a patch");
+    assert!(
+        patch
+            .0
+            .windows(2)
+            .any(|w| w == ["--subresource", "ephemeralcontainers"])
+    );
+    let body: Value =
+        serde_json::from_str(&patch.0[patch.0.iter().position(|a| a == "-p").unwrap() + 1])
+            .unwrap();
+    round_trips::<api::EphemeralContainer>(&body["spec"]["ephemeralContainers"][0]);
+    let exec = &calls.iter().find(|(a, _)| a[0] == "exec").unwrap().0;
+    assert!(
+        exec[..4] == ["exec", "-i", "web-1", "-n"] && !exec.contains(&"--container".to_string()),
+        "{exec:?}"
+    );
+    assert!(lab.created_pods().is_empty() && lab.deletes().is_empty());
+    assert!(err.contains("ephemeral container stays"), "{err}");
+    let gets = tshark_fields(
+        &lab.dir.join("e.pcapng"),
+        &["http.request.method"],
+        "http.request",
+    );
+    assert_eq!(gets, ["GET"]);
+}
+
+/// `-l SELECTOR` over pods on two nodes: one helper per node, one pcapng with an interface per
+/// pod (and per interface in it), both pods' traffic in it.
+#[test]
+fn a_selector_captures_pods_on_two_nodes_into_one_pcapng() {
+    if !ready("a_selector_captures_pods_on_two_nodes_into_one_pcapng") {
+        return;
+    }
+    let mut lab = KubeLab::new(6);
+    lab.add_pod("shop", "web-1", "node-a", json!({"app": "web"}));
+    lab.add_pod("shop", "web-2", "node-b", json!({"app": "web"}));
+    lab.add_pod("shop", "db-0", "node-b", json!({"app": "db"}));
+    let log = lab.dir.join("plugin.log");
+    let child = lab
+        .plugin(&[
+            "-l",
+            "app=web",
+            "-n",
+            "shop",
+            "-i",
+            "eth0",
+            "--duration",
+            "5s",
+            "-o",
+            "web.pcapng",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(&log, "[shop/web-1] meshsniff: capturing on");
+    wait_for(&log, "[shop/web-2] meshsniff: capturing on");
+    lab.curl(0, "/").unwrap();
+    lab.curl(1, "/").unwrap();
+    lab.curl(2, "/").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(out.status.code(), Some(1), "the two GETs are leaks: {err}");
+    let helpers = lab.created_pods();
+    let mut nodes: Vec<&str> = helpers
+        .iter()
+        .map(|h| h["spec"]["nodeName"].as_str().unwrap())
+        .collect();
+    nodes.sort_unstable();
+    assert_eq!(nodes, ["node-a", "node-b"], "one helper per node");
+    assert_eq!(lab.deletes().len(), 2);
+    let file = lab.dir.join("web.pcapng");
+    let mut names = tshark_fields(&file, &["frame.interface_name"], "http.request");
+    names.sort();
+    assert_eq!(
+        names,
+        ["shop/web-1:eth0", "shop/web-2:eth0"],
+        "db-0 is not selected"
+    );
+}
+
+/// `gc` deletes the helpers whose expiry has passed (or that finished), and only those.
+#[test]
+fn gc_deletes_expired_helpers_only() {
+    let lab = KubeLab::stand_in_only("gc");
+    let store = lab.state.join("objects/pods/meshsniff-system");
+    std::fs::create_dir_all(&store).unwrap();
+    let t = Helper {
+        session: "s1".into(),
+        name: "meshsniff-old-0".into(),
+        node: "node-a".into(),
+        image: "x".into(),
+        duration_secs: 60,
+        now: 1_000_000_000,
+    };
+    let target = some_target();
+    let mut old = manifest::helper_pod(&t, &[&target]);
+    old["status"] = json!({"phase": "Running"});
+    let fresh_t = Helper {
+        name: "meshsniff-new-0".into(),
+        now: 4_000_000_000,
+        ..t
+    };
+    let mut fresh = manifest::helper_pod(&fresh_t, &[&target]);
+    fresh["status"] = json!({"phase": "Running"});
+    std::fs::write(store.join("meshsniff-old-0.json"), old.to_string()).unwrap();
+    std::fs::write(store.join("meshsniff-new-0.json"), fresh.to_string()).unwrap();
+    let out = lab.run(&["gc"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        lab.deletes(),
+        ["delete pod meshsniff-old-0 -n meshsniff-system --wait=false --ignore-not-found"]
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 helper pod(s) deleted"));
+    // kubectl's own configuration: --kubeconfig passed on, KUBECONFIG left to kubectl.
+    let out = lab
+        .plugin(&["gc", "--all", "--kubeconfig", "/etc/kube/other.yaml"])
+        .env("KUBECONFIG", "/home/u/.kube/config")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(lab.deletes().len(), 2);
+    let last: Value = serde_json::from_str(
+        std::fs::read_to_string(lab.state.join("calls.jsonl"))
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        last["argv"].as_array().unwrap()[0..2],
+        [json!("--kubeconfig"), json!("/etc/kube/other.yaml")]
+    );
+    assert_eq!(last["KUBECONFIG"], "/home/u/.kube/config");
+}
+
+impl KubeLab {
+    /// The stand-in alone (no namespaces): for calls that never exec.
+    fn stand_in_only(tag: &str) -> KubeLab {
+        let dir = std::env::temp_dir().join(format!("meshsniff-kube-{}-{tag}", std::process::id()));
+        let state = dir.join("state");
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy(
+            common::repo().join("tests/kube/kubectl"),
+            bin.join("kubectl"),
+        )
+        .unwrap();
+        KubeLab {
+            n: 0,
+            path_env: format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+            dir,
+            state,
+            netns: Vec::new(),
+            cgroups: Vec::new(),
+            children: Vec::new(),
+            pods: Vec::new(),
+        }
+    }
+}
+
+/// `--wireshark` without Wireshark says so before anything is created.
+#[test]
+fn wireshark_missing_is_said_before_anything_is_created() {
+    let lab = KubeLab::stand_in_only("ws");
+    let out = lab.run(&["web-1", "-n", "shop", "--wireshark"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if Command::new("sh")
+        .args(["-c", "command -v wireshark"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        return; // installed here: nothing to check
+    }
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("`wireshark` is not installed") && err.contains("-o FILE"),
+        "{err}"
+    );
+    assert!(lab.calls().is_empty(), "no kubectl call before the check");
+}
