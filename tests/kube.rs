@@ -1070,3 +1070,28 @@ fn wireshark_missing_is_said_before_anything_is_created() {
     );
     assert!(lab.calls().is_empty(), "no kubectl call before the check");
 }
+
+/// The krew manifest template installs both binaries and names the plugin binary; the
+/// placeholders are the ones release/build.sh fills (and refuses to leave unfilled).
+#[test]
+fn the_krew_manifest_template_installs_both_binaries() {
+    let t = std::fs::read_to_string(common::repo().join(".krew.yaml")).unwrap();
+    for want in [
+        "apiVersion: krew.googlecontainertools.github.com/v1alpha2",
+        "kind: Plugin",
+        "  name: meshsniff",
+        "version: v{{VERSION}}",
+        "sha256: \"{{SHA256}}\"",
+        "- from: kubectl-meshsniff",
+        "- from: meshsniff",
+        "bin: kubectl-meshsniff",
+        "os: linux",
+    ] {
+        assert!(t.contains(want), "`{want}` missing from .krew.yaml");
+    }
+    let script = std::fs::read_to_string(common::repo().join("release/build.sh")).unwrap();
+    assert!(script.contains("s/{{VERSION}}/") && script.contains("s/{{SHA256}}/"));
+    let help = Command::new(plugin()).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("Usage: kubectl meshsniff"), "{text}");
+}

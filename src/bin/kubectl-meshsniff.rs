@@ -26,6 +26,7 @@ const EXIT_PARTIAL: u8 = 3;
 #[derive(Parser, Debug)]
 #[command(
     name = "kubectl meshsniff",
+    bin_name = "kubectl meshsniff",
     version,
     about = "Capture a pod's traffic and judge it: is it really encrypted, and if not, what leaks?",
     after_help = "Examples:\n  kubectl meshsniff web-7d9f -n shop\n  kubectl meshsniff -l app=web -n shop -o web.pcapng --duration 2m\n  kubectl meshsniff web-7d9f -n shop -f 'tcp port 8080' --wireshark\n  kubectl meshsniff web-7d9f -n shop -o - | tshark -r -\n  kubectl meshsniff gc            delete helpers left behind (expired)\n\nNo cluster? See docs/kubectl.md: everything up to the API server is tested here."
@@ -97,6 +98,7 @@ struct Args {
 #[derive(Parser, Debug)]
 #[command(
     name = "kubectl meshsniff gc",
+    bin_name = "kubectl meshsniff gc",
     about = "Delete meshsniff helper pods that outlived their expiry (or all with --all)"
 )]
 struct GcArgs {
