@@ -702,6 +702,14 @@ fn sigterm_mid_stream_deletes_the_helper() {
 fn stop_mid_stream(n: u8, signal: &str) {
     let mut lab = KubeLab::new(n);
     lab.add_pod("shop", "web-1", "node-a", json!({"app": "web"}));
+    // A Wireshark stand-in (no display here): keeps its arguments and what it is fed.
+    let ws = lab.dir.join("bin/wireshark");
+    std::fs::write(
+        &ws,
+        "#!/bin/sh\necho \"$@\" > \"$MESHSNIFF_STANDIN/wireshark.args\"\nexec cat > \"$MESHSNIFF_STANDIN/wireshark.pcapng\"\n",
+    )
+    .unwrap();
+    sh(&["chmod", "+x", ws.to_str().unwrap()]);
     let log = lab.dir.join("plugin.log");
     let mut child = lab
         .plugin(&[
@@ -712,6 +720,7 @@ fn stop_mid_stream(n: u8, signal: &str) {
             "10m",
             "-o",
             "cut.pcapng",
+            "--wireshark",
         ])
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -741,6 +750,20 @@ fn stop_mid_stream(n: u8, signal: &str) {
         "http.request",
     );
     assert_eq!(gets, ["GET"]);
+    // Wireshark got the same stream, live (`-k -i -`), and is left running for the user.
+    let args = std::fs::read_to_string(lab.state.join("wireshark.args")).unwrap();
+    assert_eq!(args.trim(), "-k -i -");
+    let fed = lab.state.join("wireshark.pcapng");
+    let start = Instant::now();
+    while std::fs::read(&fed).unwrap_or_default()
+        != std::fs::read(lab.dir.join("cut.pcapng")).unwrap()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "wireshark was not fed the capture"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The exec stream drops (the connection to the node is lost): what arrived is judged, the
