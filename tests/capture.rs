@@ -167,14 +167,21 @@ impl Lab {
     /// kernel tcpdump then loses a packet now and then (one ACK in ~3 runs of
     /// `-i any`), which the comparison would blame on meshsniff.
     fn tcpdump(&mut self, iface: &str, file: &Path) -> Child {
+        let pod = self.pod.clone();
+        self.tcpdump_in(&pod, iface, file, None)
+    }
+
+    /// tcpdump in namespace `ns`, with a filter (none: everything).
+    fn tcpdump_in(&self, ns: &str, iface: &str, file: &Path, filter: Option<&str>) -> Child {
         let log = self.dir.join(format!(
             "{}.log",
             file.file_name().unwrap().to_string_lossy()
         ));
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.pod, "tcpdump", "-Z", "root", "-U"])
+            .args(["netns", "exec", ns, "tcpdump", "-Z", "root", "-U"])
             .args(["-s", "0", "-i", iface, "-w"])
             .arg(file)
+            .args(filter.filter(|f| !f.is_empty()))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -240,37 +247,7 @@ fn stop(child: &mut Child, signal: &str) -> std::process::ExitStatus {
 /// The TCP packets of a capture file as tshark reads them (length, stream, payload length);
 /// also asserts that tshark has nothing to complain about.
 fn tshark_packets(file: &Path) -> Vec<String> {
-    let out = Command::new("tshark")
-        .args(["-r"])
-        .arg(file)
-        .args([
-            "-Y",
-            "tcp",
-            "-T",
-            "fields",
-            "-e",
-            "frame.len",
-            "-e",
-            "tcp.stream",
-            "-e",
-            "tcp.len",
-        ])
-        .output()
-        .unwrap();
-    // tshark's note about running as root is about tshark, not about the file.
-    let err: String = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| !l.contains("Running as user") && !l.trim().is_empty())
-        .collect();
-    assert!(
-        out.status.success() && err.is_empty(),
-        "tshark on {}: {err}",
-        file.display()
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    common::tshark_fields(file, &["frame.len", "tcp.stream", "tcp.len"], "tcp")
 }
 
 /// The IPv4 TCP packets (link header and all) of a pcap/pcapng file, read with our reader:
@@ -469,18 +446,7 @@ fn a_live_filter_keeps_what_tcpdumps_keeps() {
     let expr = "tcp port 8080 and tcp[tcpflags] & (tcp-syn|tcp-fin) != 0";
     let ours = lab.dir.join("filtered.pcap");
     let theirs = lab.dir.join("filtered-tcpdump.pcap");
-    let log = lab.dir.join("tcpdump-f.log");
-    let mut td = Command::new("ip")
-        .args([
-            "netns", "exec", &lab.pod, "tcpdump", "-Z", "root", "-U", "-s", "0", "-i", "eth0", "-w",
-        ])
-        .arg(&theirs)
-        .arg(expr)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for(&log, "listening on");
+    let mut td = lab.tcpdump_in(&lab.pod, "eth0", &theirs, Some(expr));
     let netns = lab.pod.clone();
     let mut ms = lab.meshsniff(
         &[
@@ -924,17 +890,7 @@ fn a_live_filter_on_any_keeps_what_tcpdump_keeps() {
     for (n, expr) in exprs.iter().enumerate() {
         let ours = lab.dir.join(format!("any-{n}.pcap"));
         let theirs = lab.dir.join(format!("any-{n}-tcpdump.pcap"));
-        let log = lab.dir.join(format!("any-{n}-tcpdump.log"));
-        let td = Command::new("ip")
-            .args(["netns", "exec", &lab.pod, "tcpdump", "-Z", "root", "-U"])
-            .args(["-s", "0", "-i", "any", "-w"])
-            .arg(&theirs)
-            .arg(expr)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        wait_for(&log, "listening on");
+        let td = lab.tcpdump_in(&lab.pod, "any", &theirs, Some(expr));
         let netns = lab.pod.clone();
         let ms = lab.meshsniff(
             &[
@@ -1038,22 +994,11 @@ fn vlan_frames_and_filters_match_tcpdump_on_both_sides_of_a_veth() {
         for (n, expr) in exprs.iter().enumerate() {
             let ours = lab.dir.join(format!("{iface}-{n}.pcap"));
             let theirs = lab.dir.join(format!("{iface}-{n}-tcpdump.pcap"));
-            let log = lab.dir.join(format!("{iface}-{n}-tcpdump.log"));
-            let mut td = Command::new("ip");
-            td.args(["netns", "exec", ns, "tcpdump", "-Z", "root", "-U"])
-                .args(["-s", "0", "-i", iface, "-w"])
-                .arg(&theirs);
+            let td = lab.tcpdump_in(ns, iface, &theirs, Some(expr));
             let mut args = vec!["capture", "--netns", ns, "-i", iface];
             if !expr.is_empty() {
-                td.arg(expr);
                 args.extend(["-f", expr]);
             }
-            let td = td
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap();
-            wait_for(&log, "listening on");
             let path = ours.to_str().unwrap().to_string();
             args.extend(["-w", &path]);
             let ms = lab.meshsniff(&args, &lab.dir.join(format!("{iface}-{n}.log")));

@@ -532,28 +532,6 @@ fn wait_for(log: &Path, what: &str) {
     );
 }
 
-fn tshark_fields(file: &Path, fields: &[&str], filter: &str) -> Vec<String> {
-    let mut c = Command::new("tshark");
-    c.arg("-r").arg(file).args(["-Y", filter, "-T", "fields"]);
-    for f in fields {
-        c.args(["-e", f]);
-    }
-    let out = c.output().unwrap();
-    let err: String = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| !l.contains("Running as user") && !l.trim().is_empty())
-        .collect();
-    assert!(
-        out.status.success() && err.is_empty(),
-        "tshark on {}: {err}",
-        file.display()
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 /// The full plugin path against real packets: pod read with `get`, namespace and helper
 /// created with `create -f -` (manifests as promised), `wait`, `exec -i` running the static
 /// helper for real on the "node", the stream judged live and saved, the helper deleted.
@@ -562,30 +540,22 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
     if !ready("the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up") {
         return;
     }
-    let mut lab = KubeLab::new(1);
-    lab.add_pod("shop", "web-1", "node-a", json!({"app": "web"}));
-    let log = lab.dir.join("plugin.log");
-    let child = lab
-        .plugin(&[
-            "web-1",
-            "-n",
-            "shop",
-            "--context",
-            "prod-eu",
-            "--duration",
-            "5s",
-            "-o",
-            "web.pcapng",
-            "--format",
-            "jsonl",
-            "--fail-on",
-            "plaintext-leak",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for(&log, "capturing on");
+    let lab = KubeLab::with_web(1);
+    let (child, log) = lab.start(&[
+        "web-1",
+        "-n",
+        "shop",
+        "--context",
+        "prod-eu",
+        "--duration",
+        "5s",
+        "-o",
+        "web.pcapng",
+        "--format",
+        "jsonl",
+        "--fail-on",
+        "plaintext-leak",
+    ]);
     for _ in 0..3 {
         lab.curl(0, "/").unwrap();
     }
@@ -621,7 +591,7 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
         std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let gets = tshark_fields(&saved, &["http.request.method"], "http.request");
+    let gets = common::tshark_fields(&saved, &["http.request.method"], "http.request");
     assert_eq!(gets.len(), 3, "{gets:?}");
 
     // The calls: every one with the context; the pod read; the namespace and the helper
@@ -667,6 +637,26 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
 }
 
 impl KubeLab {
+    /// A lab with one pod, shop/web-1 on node-a (label app=web).
+    fn with_web(n: u8) -> KubeLab {
+        let mut lab = KubeLab::new(n);
+        lab.add_pod("shop", "web-1", "node-a", json!({"app": "web"}));
+        lab
+    }
+
+    /// The plugin, started with its stderr in a log file; returns once a helper is capturing.
+    fn start(&self, args: &[&str]) -> (Child, PathBuf) {
+        let log = self.dir.join("plugin.log");
+        let child = self
+            .plugin(args)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for(&log, "capturing on");
+        (child, log)
+    }
+
     fn run_id(&self, k: usize) -> String {
         let (ns, name, _, _) = &self.pods[k];
         let p: Value = serde_json::from_str(
@@ -710,23 +700,16 @@ fn stop_mid_stream(n: u8, signal: &str) {
     )
     .unwrap();
     sh(&["chmod", "+x", ws.to_str().unwrap()]);
-    let log = lab.dir.join("plugin.log");
-    let mut child = lab
-        .plugin(&[
-            "web-1",
-            "-n",
-            "shop",
-            "--duration",
-            "10m",
-            "-o",
-            "cut.pcapng",
-            "--wireshark",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for(&log, "capturing on");
+    let (mut child, log) = lab.start(&[
+        "web-1",
+        "-n",
+        "shop",
+        "--duration",
+        "10m",
+        "-o",
+        "cut.pcapng",
+        "--wireshark",
+    ]);
     lab.curl(0, "/").unwrap();
     std::thread::sleep(Duration::from_millis(500));
     sh(&["kill", signal, &child.id().to_string()]);
@@ -744,7 +727,7 @@ fn stop_mid_stream(n: u8, signal: &str) {
     );
     assert_eq!(lab.deletes().len(), 1, "{err}");
     assert!(err.contains("deleted helper pod"), "{err}");
-    let gets = tshark_fields(
+    let gets = common::tshark_fields(
         &lab.dir.join("cut.pcapng"),
         &["http.request.method"],
         "http.request",
@@ -773,17 +756,9 @@ fn a_dropped_stream_is_reported_and_the_helper_deleted() {
     if !ready("a_dropped_stream_is_reported_and_the_helper_deleted") {
         return;
     }
-    let mut lab = KubeLab::new(3);
-    lab.add_pod("shop", "web-1", "node-a", json!({"app": "web"}));
+    let lab = KubeLab::with_web(3);
     lab.scenario("drop-stream");
-    let log = lab.dir.join("plugin.log");
-    let child = lab
-        .plugin(&["web-1", "-n", "shop", "--duration", "10m"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for(&log, "capturing on");
+    let (child, log) = lab.start(&["web-1", "-n", "shop", "--duration", "10m"]);
     for _ in 0..3 {
         let _ = lab.curl(0, "/");
     }
@@ -804,8 +779,7 @@ fn a_helper_that_cannot_start_says_why_and_is_deleted() {
     if !ready("a_helper_that_cannot_start_says_why_and_is_deleted") {
         return;
     }
-    let mut lab = KubeLab::new(4);
-    lab.add_pod("shop", "web-1", "node-a", json!({"app": "web"}));
+    let lab = KubeLab::with_web(4);
     lab.scenario("image-pull");
     let out = lab.run(&[
         "web-1",
@@ -868,25 +842,17 @@ fn ephemeral_mode_captures_from_inside_the_pod() {
     if !ready("ephemeral_mode_captures_from_inside_the_pod") {
         return;
     }
-    let mut lab = KubeLab::new(5);
-    lab.add_pod("shop", "web-1", "node-a", json!({"app": "web"}));
-    let log = lab.dir.join("plugin.log");
-    let child = lab
-        .plugin(&[
-            "web-1",
-            "-n",
-            "shop",
-            "--ephemeral",
-            "--duration",
-            "4s",
-            "-o",
-            "-",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for(&log, "capturing on");
+    let lab = KubeLab::with_web(5);
+    let (child, log) = lab.start(&[
+        "web-1",
+        "-n",
+        "shop",
+        "--ephemeral",
+        "--duration",
+        "4s",
+        "-o",
+        "-",
+    ]);
     lab.curl(0, "/").unwrap();
     let out = child.wait_with_output().unwrap();
     let err = std::fs::read_to_string(&log).unwrap();
@@ -918,7 +884,7 @@ fn ephemeral_mode_captures_from_inside_the_pod() {
     );
     assert!(lab.created_pods().is_empty() && lab.deletes().is_empty());
     assert!(err.contains("ephemeral container stays"), "{err}");
-    let gets = tshark_fields(
+    let gets = common::tshark_fields(
         &lab.dir.join("e.pcapng"),
         &["http.request.method"],
         "http.request",
@@ -933,28 +899,21 @@ fn a_selector_captures_pods_on_two_nodes_into_one_pcapng() {
     if !ready("a_selector_captures_pods_on_two_nodes_into_one_pcapng") {
         return;
     }
-    let mut lab = KubeLab::new(6);
-    lab.add_pod("shop", "web-1", "node-a", json!({"app": "web"}));
+    let mut lab = KubeLab::with_web(6);
     lab.add_pod("shop", "web-2", "node-b", json!({"app": "web"}));
     lab.add_pod("shop", "db-0", "node-b", json!({"app": "db"}));
-    let log = lab.dir.join("plugin.log");
-    let child = lab
-        .plugin(&[
-            "-l",
-            "app=web",
-            "-n",
-            "shop",
-            "-i",
-            "eth0",
-            "--duration",
-            "5s",
-            "-o",
-            "web.pcapng",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let (child, log) = lab.start(&[
+        "-l",
+        "app=web",
+        "-n",
+        "shop",
+        "-i",
+        "eth0",
+        "--duration",
+        "5s",
+        "-o",
+        "web.pcapng",
+    ]);
     wait_for(&log, "[shop/web-1] meshsniff: capturing on");
     wait_for(&log, "[shop/web-2] meshsniff: capturing on");
     lab.curl(0, "/").unwrap();
@@ -972,7 +931,7 @@ fn a_selector_captures_pods_on_two_nodes_into_one_pcapng() {
     assert_eq!(nodes, ["node-a", "node-b"], "one helper per node");
     assert_eq!(lab.deletes().len(), 2);
     let file = lab.dir.join("web.pcapng");
-    let mut names = tshark_fields(&file, &["frame.interface_name"], "http.request");
+    let mut names = common::tshark_fields(&file, &["frame.interface_name"], "http.request");
     names.sort();
     assert_eq!(
         names,

@@ -122,3 +122,27 @@ pub fn root_or_skip(test: &str) -> bool {
     }
     root
 }
+
+/// tshark's fields for the packets `filter` selects, one line per packet; asserts that tshark
+/// read the file without a complaint (its note about running as root is about tshark).
+pub fn tshark_fields(file: &Path, fields: &[&str], filter: &str) -> Vec<String> {
+    let mut c = Command::new("tshark");
+    c.arg("-r").arg(file).args(["-Y", filter, "-T", "fields"]);
+    for f in fields {
+        c.args(["-e", f]);
+    }
+    let out = c.output().unwrap();
+    let err: String = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.contains("Running as user") && !l.trim().is_empty())
+        .collect();
+    assert!(
+        out.status.success() && err.is_empty(),
+        "tshark on {}: {err}",
+        file.display()
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
