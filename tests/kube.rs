@@ -781,6 +781,7 @@ fn a_helper_that_cannot_start_says_why_and_is_deleted() {
     }
     let lab = KubeLab::with_web(4);
     lab.scenario("image-pull");
+    let start = Instant::now();
     let out = lab.run(&[
         "web-1",
         "-n",
@@ -788,10 +789,14 @@ fn a_helper_that_cannot_start_says_why_and_is_deleted() {
         "--image",
         "registry.example/nope:1",
         "--start-timeout",
-        "2s",
+        "2m",
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "a bad image is reported at once, not after --start-timeout"
+    );
     assert!(
         err.contains("ImagePullBackOff") && err.contains("registry.example/nope:1"),
         "{err}"

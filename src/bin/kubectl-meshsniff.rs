@@ -14,7 +14,7 @@ use meshsniff::kube::merge::{BlockReader, Merger};
 use meshsniff::kube::target::{self, PodTarget};
 use meshsniff::kube::{Kubectl, diagnose};
 use serde_json::{Value, json};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
@@ -406,45 +406,8 @@ fn start_helpers(
         );
         helper_of.insert(node.to_string(), h.name);
     }
-    let timeout = format!("--timeout={}s", args.start_timeout.as_secs().max(1));
     for name in helper_of.values() {
-        let pod = format!("pod/{name}");
-        let waited = kubectl.run(
-            &[
-                "wait",
-                "--for=condition=Ready",
-                &pod,
-                "-n",
-                manifest::NAMESPACE,
-                &timeout,
-            ],
-            None,
-        );
-        if meshsniff::capture::stop_requested() {
-            bail!("interrupted while the helper pod was starting");
-        }
-        if let Err(e) = waited {
-            let status = kubectl
-                .get_json(&["pod", name, "-n", manifest::NAMESPACE])
-                .ok()
-                .flatten();
-            let selector = format!("involvedObject.name={name}");
-            let events = kubectl
-                .get_json(&[
-                    "events",
-                    "-n",
-                    manifest::NAMESPACE,
-                    "--field-selector",
-                    &selector,
-                ])
-                .ok()
-                .flatten();
-            let why = diagnose::start_failure(status.as_ref(), events.as_ref());
-            if why.is_empty() {
-                bail!("helper pod {name} did not become ready: {e:#}");
-            }
-            bail!("helper pod {name} did not start:\n  {}", why.join("\n  "));
-        }
+        wait_ready(kubectl, name, args.start_timeout)?;
     }
     Ok(targets
         .iter()
@@ -466,6 +429,68 @@ fn start_helpers(
             (format!("{}/{}", t.namespace, t.name), argv)
         })
         .collect())
+}
+
+/// `kubectl wait` in short steps, so that a helper that cannot start (a bad image, a pod the
+/// kubelet refused) is reported at once, not after the whole start timeout; the reasons come
+/// from the pod's status and its warning events.
+fn wait_ready(kubectl: &Kubectl, name: &str, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    let pod = format!("pod/{name}");
+    let mut said = false;
+    loop {
+        let left = timeout
+            .saturating_sub(start.elapsed())
+            .as_secs()
+            .clamp(1, 5);
+        let step = format!("--timeout={left}s");
+        let waited = kubectl.run(
+            &[
+                "wait",
+                "--for=condition=Ready",
+                &pod,
+                "-n",
+                manifest::NAMESPACE,
+                &step,
+            ],
+            None,
+        );
+        if meshsniff::capture::stop_requested() {
+            bail!("interrupted while the helper pod was starting");
+        }
+        let Err(e) = waited else { return Ok(()) };
+        let status = kubectl
+            .get_json(&["pod", name, "-n", manifest::NAMESPACE])
+            .ok()
+            .flatten();
+        let fatal = diagnose::is_fatal(status.as_ref());
+        if !fatal && start.elapsed() < timeout {
+            if !said {
+                eprintln!("kubectl meshsniff: waiting for helper pod {name} to start");
+                said = true;
+            }
+            continue;
+        }
+        let selector = format!("involvedObject.name={name}");
+        let events = kubectl
+            .get_json(&[
+                "events",
+                "-n",
+                manifest::NAMESPACE,
+                "--field-selector",
+                &selector,
+            ])
+            .ok()
+            .flatten();
+        let why = diagnose::start_failure(status.as_ref(), events.as_ref());
+        if why.is_empty() {
+            bail!(
+                "helper pod {name} did not become ready in {}s: {e:#}",
+                timeout.as_secs()
+            );
+        }
+        bail!("helper pod {name} did not start:\n  {}", why.join("\n  "));
+    }
 }
 
 fn start_ephemeral(
@@ -660,11 +685,25 @@ fn stream(kubectl: &Kubectl, execs: &[(String, Vec<String>)], args: &Args) -> Re
         });
     }
     let pumps = start_pumps(&mut streams, fanout.clone())?;
-    // Wait for the streams to end or for a stop.
+    // Wait for the streams to end or for a stop; a status line on a terminal meanwhile.
     let mut stopped = false;
+    let status = io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut shown = Instant::now();
     loop {
         if pumps.iter().all(std::thread::JoinHandle::is_finished) {
             break;
+        }
+        if status && shown.elapsed() >= Duration::from_secs(1) {
+            shown = Instant::now();
+            let bytes = fanout.lock().unwrap_or_else(|p| p.into_inner()).bytes;
+            eprint!(
+                "\r\x1b[2K{}s of {}s · {} captured from {} pod(s) · Ctrl-C stops",
+                started.elapsed().as_secs(),
+                args.duration.as_secs(),
+                meshsniff::report::human_bytes(bytes),
+                streams.len()
+            );
         }
         if meshsniff::capture::stop_requested() && !stopped {
             stopped = true;
@@ -674,6 +713,9 @@ fn stream(kubectl: &Kubectl, execs: &[(String, Vec<String>)], args: &Args) -> Re
             }
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+    if status {
+        eprint!("\r\x1b[2K");
     }
     let mut pump_errors = Vec::new();
     for p in pumps {

@@ -145,6 +145,9 @@ mod tests {
             format!("4:memory:/system.slice/docker-{ID}.scope"),
             format!("3:cpu,cpuacct:/kubepods/besteffort/pod3/{ID}"),
             format!("2:devices:/docker/{ID}"),
+            // Seen from a helper pod with its own cgroup namespace (containerd's default on
+            // cgroup v2): other containers' paths are relative to the helper's, with `..`.
+            format!("0::/../../kubepods-besteffort-pod4.slice/cri-containerd-{ID}.scope"),
         ];
         for l in &lines {
             assert!(cgroup_line_matches(l, ID), "{l}");

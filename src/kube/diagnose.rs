@@ -29,6 +29,31 @@ fn str_at<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
     v.pointer(p).and_then(Value::as_str)
 }
 
+/// Will the pod never start by itself? (Failed, or a container stuck on its image or its
+/// configuration: waiting longer does not help.)
+pub fn is_fatal(pod: Option<&Value>) -> bool {
+    let Some(pod) = pod else { return false };
+    if str_at(pod, "/status/phase") == Some("Failed") {
+        return true;
+    }
+    pod.pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .is_some_and(|all| {
+            all.iter().any(|st| {
+                matches!(
+                    str_at(st, "/state/waiting/reason"),
+                    Some(
+                        "ErrImagePull"
+                            | "ImagePullBackOff"
+                            | "InvalidImageName"
+                            | "CreateContainerConfigError"
+                            | "CreateContainerError"
+                    )
+                )
+            })
+        })
+}
+
 /// Reasons the pod is not running, most specific first; empty when nothing is known yet.
 pub fn start_failure(pod: Option<&Value>, events: Option<&Value>) -> Vec<String> {
     let mut why = Vec::new();
