@@ -1082,3 +1082,40 @@ fn the_krew_manifest_template_installs_both_binaries() {
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.contains("Usage: kubectl meshsniff"), "{text}");
 }
+
+/// `-o -` into a reader that goes away (`| head -c`): the capture ends at once, quietly, and
+/// the helper is deleted; an output path that cannot be written is refused before any helper
+/// is created.
+#[test]
+fn a_closed_stdout_ends_the_capture_and_a_bad_path_creates_nothing() {
+    if !ready("a_closed_stdout_ends_the_capture_and_a_bad_path_creates_nothing") {
+        return;
+    }
+    let lab = KubeLab::with_web(8);
+    let out = lab.run(&["web-1", "-n", "shop", "-o", "/nonexistent/dir/x.pcapng"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("cannot create /nonexistent/dir/x.pcapng"),
+        "{err}"
+    );
+    assert!(
+        lab.created_pods().is_empty(),
+        "no helper for a capture that cannot be saved"
+    );
+
+    let (mut child, log) = lab.start(&["web-1", "-n", "shop", "--duration", "10m", "-o", "-"]);
+    lab.curl(0, "/").unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = [0u8; 64];
+    std::io::Read::read_exact(&mut stdout, &mut head).unwrap();
+    assert_eq!(head[..4], [0x0a, 0x0d, 0x0d, 0x0a], "pcapng on stdout");
+    drop(stdout);
+    lab.curl(0, "/").unwrap(); // something more to write into the closed pipe
+    let start = Instant::now();
+    let status = child.wait().unwrap();
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(start.elapsed() < Duration::from_secs(10), "{err}");
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(lab.deletes().len(), 1, "{err}");
+}

@@ -320,6 +320,22 @@ fn run(args: Args) -> Result<u8> {
             );
         }
     }
+    // The output file first: a path that cannot be written must not cost a privileged pod.
+    let saved = match args.output.as_deref() {
+        None | Some("-") => None,
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            Some(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(path)
+                    .with_context(|| format!("cannot create {path}"))?,
+            )
+        }
+    };
     let session = session_id();
     let opts = CaptureOpts {
         interface: args.interface.clone(),
@@ -341,7 +357,7 @@ fn run(args: Args) -> Result<u8> {
         eprintln!("kubectl meshsniff: interrupted before the capture started");
         return Ok(EXIT_ERROR);
     }
-    let code = stream(&kubectl, &execs, &args)?;
+    let code = stream(&kubectl, &execs, &args, saved)?;
     cleanup.run();
     if args.ephemeral {
         eprintln!(
@@ -594,22 +610,20 @@ fn start_ephemeral(
 
 /// Runs the exec streams into the sinks until they end or a stop is asked; the analyzer's
 /// exit code (or 3 when a stream ended early, or 0 with `-o -`).
-fn stream(kubectl: &Kubectl, execs: &[(String, Vec<String>)], args: &Args) -> Result<u8> {
+fn stream(
+    kubectl: &Kubectl,
+    execs: &[(String, Vec<String>)],
+    args: &Args,
+    saved: Option<std::fs::File>,
+) -> Result<u8> {
     let mut sinks: Vec<(&'static str, Box<dyn Write + Send>)> = Vec::new();
     let mut analyzer = None;
     let mut wireshark = None;
     match args.output.as_deref() {
         Some("-") => sinks.push(("stdout", Box::new(io::stdout()))),
         other => {
-            if let Some(path) = other {
-                use std::os::unix::fs::OpenOptionsExt;
-                let f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(path)
-                    .with_context(|| format!("cannot create {path}"))?;
+            if other.is_some() {
+                let f = saved.context("the output file was not opened")?;
                 sinks.push(("the output file", Box::new(io::BufWriter::new(f))));
             }
             let mut cmd = Command::new(analyzer_program());
@@ -721,6 +735,18 @@ fn stream(kubectl: &Kubectl, execs: &[(String, Vec<String>)], args: &Args) -> Re
     for p in pumps {
         if let Ok(Err(e)) = p.join() {
             pump_errors.push(e);
+        }
+    }
+    // A kubectl whose output ended exits by itself (its status tells a dropped stream); one
+    // whose reader went away (stdout closed) goes on capturing: end it.
+    let grace = Instant::now();
+    for s in &mut streams {
+        while matches!(s.child.try_wait(), Ok(None)) && grace.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if matches!(s.child.try_wait(), Ok(None)) {
+            stopped = true;
+            let _ = s.child.kill();
         }
     }
     let mut dropped = Vec::new();
