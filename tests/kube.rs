@@ -1058,6 +1058,26 @@ fn wireshark_missing_is_said_before_anything_is_created() {
     assert!(lab.calls().is_empty(), "no kubectl call before the check");
 }
 
+/// `-o -` onto a terminal is refused before anything happens (pcapng is not for reading).
+#[test]
+fn pcapng_onto_a_terminal_is_refused() {
+    if !common::have("pcapng_onto_a_terminal_is_refused", "script") {
+        return;
+    }
+    let lab = KubeLab::stand_in_only("tty");
+    let cmd = format!("{} web-1 -n shop -o -", plugin().display());
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("PATH", &lab.path_env)
+        .env("MESHSNIFF_STANDIN", &lab.state)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("stdout is a terminal"), "{text}");
+    assert!(lab.calls().is_empty());
+}
+
 /// The krew manifest template installs both binaries and names the plugin binary; the
 /// placeholders are the ones release/build.sh fills (and refuses to leave unfilled).
 #[test]

@@ -278,6 +278,12 @@ fn run(args: Args) -> Result<u8> {
     if args.pod.is_some() == args.selector.is_some() {
         bail!("name one pod, or select pods with -l SELECTOR (not both)");
     }
+    if args.output.as_deref() == Some("-") && io::stdout().is_terminal() {
+        bail!(
+            "-o -: stdout is a terminal; pipe the capture (`| tshark -r -`, `> pod.pcapng`) or \
+             save it with -o FILE"
+        );
+    }
     if args.wireshark && !on_path("wireshark") {
         bail!(
             "--wireshark: `wireshark` is not installed or not on PATH; install it, or save the \
