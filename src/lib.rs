@@ -22,6 +22,7 @@
 pub mod analyze;
 pub mod capture;
 pub mod classify;
+pub mod cli;
 pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -80,7 +80,7 @@ struct SniffArgs {
     filter: Option<String>,
     #[arg(short = 'c', long, value_name = "N")]
     count: Option<u64>,
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = meshsniff::cli::parse_duration)]
     duration: Option<std::time::Duration>,
     #[arg(long, value_enum, default_value_t = ProfileArg::Strict)]
     profile: ProfileArg,
@@ -121,7 +121,7 @@ struct CaptureArgs {
     #[arg(short = 'c', long, value_name = "N")]
     count: Option<u64>,
     /// Stop after this long: `30`, `30s`, `5m`, `1h`.
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = meshsniff::cli::parse_duration)]
     duration: Option<std::time::Duration>,
     /// Stop once the file holds this many bytes.
     #[arg(long, value_name = "BYTES")]
@@ -155,14 +155,7 @@ struct FailOn {
 
 /// Creates (or truncates) a file only its owner can read: captures hold secrets.
 fn create_private(path: &str) -> Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {path}"))
+    meshsniff::cli::create_private(path).with_context(|| format!("cannot create {path}"))
 }
 
 /// Whose network namespace to capture in (at most one; none: this process's own).
@@ -201,27 +194,6 @@ impl TargetArgs {
             None => Vec::new(),
         }
     }
-}
-
-fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}`: expected a number with s, m or h, e.g. 30s"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use s, m or h)")),
-    };
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("`{s}`: must be more than zero"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(clap::Args, Debug)]

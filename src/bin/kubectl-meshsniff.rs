@@ -56,7 +56,7 @@ struct Args {
     #[arg(short = 'o', long, value_name = "FILE|-")]
     output: Option<String>,
     /// How long to capture: the helper stops by itself then, even if this laptop goes away.
-    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, default_value = "15m", value_parser = meshsniff::cli::parse_duration)]
     duration: Duration,
     /// Stop after this many packets (per pod).
     #[arg(long)]
@@ -73,7 +73,7 @@ struct Args {
     #[arg(long, default_value = manifest::DEFAULT_IMAGE)]
     image: String,
     /// How long the helper may take to start.
-    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    #[arg(long, default_value = "120s", value_parser = meshsniff::cli::parse_duration)]
     start_timeout: Duration,
     /// The kubeconfig context to use (passed to kubectl).
     #[arg(long)]
@@ -108,23 +108,6 @@ struct GcArgs {
     context: Option<String>,
     #[arg(long)]
     kubeconfig: Option<String>,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, mult) = match s.strip_suffix('h') {
-        Some(n) => (n, 3600.0),
-        None => match s.strip_suffix('m') {
-            Some(n) => (n, 60.0),
-            None => (s.strip_suffix('s').unwrap_or(s), 1.0),
-        },
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}`: expected a duration such as 30s, 5m or 1h"))?;
-    if !(v.is_finite() && v > 0.0) {
-        return Err(format!("`{s}`: must be more than zero"));
-    }
-    Ok(Duration::from_secs_f64(v * mult))
 }
 
 fn now() -> u64 {
@@ -329,18 +312,10 @@ fn run(args: Args) -> Result<u8> {
     // The output file first: a path that cannot be written must not cost a privileged pod.
     let saved = match args.output.as_deref() {
         None | Some("-") => None,
-        Some(path) => {
-            use std::os::unix::fs::OpenOptionsExt;
-            Some(
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(path)
-                    .with_context(|| format!("cannot create {path}"))?,
-            )
-        }
+        Some(path) => Some(
+            meshsniff::cli::create_private(path)
+                .with_context(|| format!("cannot create {path}"))?,
+        ),
     };
     let session = session_id();
     let opts = CaptureOpts {
