@@ -30,19 +30,20 @@ pub enum MergeError {
     Write(io::Error),
 }
 
-/// One raw block: type and the bytes between the length fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Block {
+/// One raw block: type and the bytes between the length fields, borrowed from the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block<'a> {
     pub kind: u32,
-    pub body: Vec<u8>,
+    pub body: &'a [u8],
 }
 
-/// Reads whole blocks from one stream.
+/// Reads whole blocks from one stream into one buffer, reused (no allocation per packet).
 #[derive(Debug)]
 pub struct BlockReader<R> {
     r: R,
     pub label: String,
     offset: u64,
+    buf: Vec<u8>,
 }
 
 impl<R: Read> BlockReader<R> {
@@ -51,6 +52,7 @@ impl<R: Read> BlockReader<R> {
             r,
             label: label.to_string(),
             offset: 0,
+            buf: Vec::new(),
         }
     }
 
@@ -63,7 +65,7 @@ impl<R: Read> BlockReader<R> {
     }
 
     /// The next block; `Ok(None)` at a clean end of stream.
-    pub fn next_block(&mut self) -> Result<Option<Block>, MergeError> {
+    pub fn next_block(&mut self) -> Result<Option<Block<'_>>, MergeError> {
         let mut head = [0u8; 8];
         let mut got = 0;
         while got < 8 {
@@ -88,8 +90,12 @@ impl<R: Read> BlockReader<R> {
         if len < 12 || len % 4 != 0 || len > MAX_BLOCK {
             return Err(self.bad("impossible block length"));
         }
-        let mut rest = vec![0u8; len - 8];
-        self.r.read_exact(&mut rest).map_err(|err| {
+        let mut rest = std::mem::take(&mut self.buf);
+        rest.resize(len - 8, 0);
+        let read = self.r.read_exact(&mut rest);
+        self.buf = rest;
+        let rest = &self.buf[..];
+        read.map_err(|err| {
             if err.kind() == io::ErrorKind::UnexpectedEof {
                 self.bad("the stream ends inside a block")
             } else {
@@ -112,8 +118,10 @@ impl<R: Read> BlockReader<R> {
             return Err(self.bad("a section header without the little-endian magic"));
         }
         self.offset += len as u64;
-        rest.truncate(len - 12);
-        Ok(Some(Block { kind, body: rest }))
+        Ok(Some(Block {
+            kind,
+            body: &self.buf[..len - 12],
+        }))
     }
 }
 
@@ -126,16 +134,16 @@ pub struct Merger<W: Write> {
     labels: Vec<String>,
     next_if: u32,
     pub packets: u64,
+    /// The block being written, reused: one write per block, no allocation per packet.
+    out_block: Vec<u8>,
 }
 
-fn block(kind: u32, body: &[u8]) -> Vec<u8> {
-    let len = (body.len() + 12) as u32;
-    let mut b = Vec::with_capacity(len as usize);
-    b.extend_from_slice(&kind.to_le_bytes());
+/// Frames `body` (already in `b` after 8 bytes of room) as a block of `kind`.
+fn frame(b: &mut Vec<u8>, kind: u32) {
+    let len = (b.len() + 4) as u32;
+    b[0..4].copy_from_slice(&kind.to_le_bytes());
+    b[4..8].copy_from_slice(&len.to_le_bytes());
     b.extend_from_slice(&len.to_le_bytes());
-    b.extend_from_slice(body);
-    b.extend_from_slice(&len.to_le_bytes());
-    b
 }
 
 impl<W: Write> Merger<W> {
@@ -148,11 +156,12 @@ impl<W: Write> Merger<W> {
             labels: labels.to_vec(),
             next_if: 0,
             packets: 0,
+            out_block: Vec::new(),
         })
     }
 
     /// One block of stream `s`. Blocks that are not interfaces or packets are left out.
-    pub fn push(&mut self, s: usize, b: &Block) -> Result<(), MergeError> {
+    pub fn push(&mut self, s: usize, b: &Block<'_>) -> Result<(), MergeError> {
         let bad = |why| MergeError::Bad {
             stream: self.labels.get(s).cloned().unwrap_or_default(),
             offset: 0,
@@ -190,15 +199,17 @@ impl<W: Write> Merger<W> {
                 } else {
                     format!("{label}:{name}")
                 };
-                let mut body = b.body[..8].to_vec();
-                option(&mut body, 2, full.as_bytes());
+                let body = &mut self.out_block;
+                body.clear();
+                body.extend_from_slice(&[0; 8]);
+                body.extend_from_slice(&b.body[..8]);
+                option(body, 2, full.as_bytes());
                 body.extend_from_slice(&kept);
                 body.extend_from_slice(&[0, 0, 0, 0]);
+                frame(body, IDB);
                 map.push(self.next_if);
                 self.next_if += 1;
-                self.out
-                    .write_all(&block(IDB, &body))
-                    .map_err(MergeError::Write)?;
+                self.out.write_all(body).map_err(MergeError::Write)?;
             }
             EPB => {
                 if b.body.len() < 20 {
@@ -212,11 +223,13 @@ impl<W: Write> Merger<W> {
                 if caplen as usize > b.body.len() - 20 {
                     return Err(bad("packet longer than its block"));
                 }
-                let mut body = b.body.clone();
-                body[0..4].copy_from_slice(&global.to_le_bytes());
-                self.out
-                    .write_all(&block(EPB, &body))
-                    .map_err(MergeError::Write)?;
+                let body = &mut self.out_block;
+                body.clear();
+                body.extend_from_slice(&[0; 8]);
+                body.extend_from_slice(&global.to_le_bytes());
+                body.extend_from_slice(&b.body[4..]);
+                frame(body, EPB);
+                self.out.write_all(body).map_err(MergeError::Write)?;
                 self.packets += 1;
             }
             _ => {}
