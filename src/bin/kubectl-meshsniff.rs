@@ -185,12 +185,7 @@ fn gc(args: GcArgs) -> Result<u8> {
         .unwrap_or_else(|| json!({"items": []}));
     let t = now();
     let mut deleted = 0;
-    for pod in list
-        .get("items")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
+    for pod in meshsniff::kube::array_at(&list, "/items") {
         let Some(name) = pod.pointer("/metadata/name").and_then(Value::as_str) else {
             continue;
         };
@@ -539,8 +534,7 @@ fn start_ephemeral(
         loop {
             let pod = kubectl.get_json(&["pod", &t.name, "-n", &t.namespace])?;
             let st = pod.as_ref().and_then(|p| {
-                p.pointer("/status/ephemeralContainerStatuses")?
-                    .as_array()?
+                meshsniff::kube::array_at(p, "/status/ephemeralContainerStatuses")
                     .iter()
                     .find(|s| s.get("name").and_then(Value::as_str) == Some(&h.name))
                     .cloned()

@@ -2,6 +2,7 @@
 //! says: the create error (Pod Security), the pod's status (image pull, a kubelet that refused
 //! the pod, a container that exited) and the warning events of the pod (scheduling, sandbox).
 
+use super::array_at;
 use serde_json::Value;
 
 /// A hint for a failed `kubectl create` of the helper.
@@ -36,23 +37,16 @@ pub fn is_fatal(pod: Option<&Value>) -> bool {
     if str_at(pod, "/status/phase") == Some("Failed") {
         return true;
     }
-    pod.pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .is_some_and(|all| {
-            all.iter().any(|st| {
-                matches!(
-                    str_at(st, "/state/waiting/reason"),
-                    Some(
-                        "ErrImagePull"
-                            | "ImagePullBackOff"
-                            | "InvalidImageName"
-                            | "CreateContainerConfigError"
-                            | "CreateContainerError"
-                    )
-                )
-            })
-        })
+    array_at(pod, "/status/containerStatuses").iter().any(|st| {
+        str_at(st, "/state/waiting/reason")
+            .is_some_and(|r| IMAGE_FAILURES.contains(&r) || CONFIG_FAILURES.contains(&r))
+    })
 }
+
+/// Waiting reasons of a container whose image cannot be had.
+const IMAGE_FAILURES: [&str; 3] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName"];
+/// Waiting reasons of a container that cannot be created as specified.
+const CONFIG_FAILURES: [&str; 2] = ["CreateContainerConfigError", "CreateContainerError"];
 
 /// Reasons the pod is not running, most specific first; empty when nothing is known yet.
 pub fn start_failure(pod: Option<&Value>, events: Option<&Value>) -> Vec<String> {
@@ -65,21 +59,15 @@ pub fn start_failure(pod: Option<&Value>, events: Option<&Value>) -> Vec<String>
                 str_at(pod, "/status/message").unwrap_or("")
             ));
         }
-        for st in pod
-            .pointer("/status/containerStatuses")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
+        for st in array_at(pod, "/status/containerStatuses") {
             if let Some(w) = st.pointer("/state/waiting") {
                 let reason = str_at(w, "/reason").unwrap_or("Waiting");
                 let msg = str_at(w, "/message").unwrap_or("");
-                let hint = match reason {
-                    "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => {
-                        " (can the node pull --image? a private registry needs an image pull \
-                         secret in the helper namespace, or a mirror: --image)"
-                    }
-                    _ => "",
+                let hint = if IMAGE_FAILURES.contains(&reason) {
+                    " (can the node pull --image? a private registry needs an image pull \
+                     secret in the helper namespace, or a mirror: --image)"
+                } else {
+                    ""
                 };
                 if reason != "ContainerCreating" || !msg.is_empty() {
                     why.push(format!("{reason}: {msg}{hint}"));
@@ -94,12 +82,7 @@ pub fn start_failure(pod: Option<&Value>, events: Option<&Value>) -> Vec<String>
                 ));
             }
         }
-        for c in pod
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
+        for c in array_at(pod, "/status/conditions") {
             if str_at(c, "/type") == Some("PodScheduled") && str_at(c, "/status") == Some("False") {
                 why.push(format!(
                     "unschedulable: {}",
@@ -109,12 +92,7 @@ pub fn start_failure(pod: Option<&Value>, events: Option<&Value>) -> Vec<String>
         }
     }
     if let Some(events) = events {
-        for e in events
-            .get("items")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
+        for e in array_at(events, "/items") {
             if str_at(e, "/type") == Some("Warning") {
                 let line = format!(
                     "event {}: {}",

@@ -12,3 +12,12 @@ pub mod merge;
 pub mod target;
 
 pub use kubectl::{KubeError, Kubectl};
+
+/// The array at JSON pointer `path` (`/status/containerStatuses`, `/items`…), empty when absent:
+/// API objects leave empty lists out.
+pub fn array_at<'a>(v: &'a serde_json::Value, path: &str) -> &'a [serde_json::Value] {
+    v.pointer(path)
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}

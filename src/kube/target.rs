@@ -43,19 +43,15 @@ pub fn pod_target(pod: &Value, container: Option<&str>) -> Result<PodTarget, Kub
     let node = s(pod, &["spec", "nodeName"])
         .ok_or_else(|| bad("is not scheduled on a node yet".into()))?
         .to_string();
-    let spec_names: Vec<&str> = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|c| c.get("name")?.as_str()).collect())
-        .unwrap_or_default();
+    let names = |path| {
+        super::array_at(pod, path)
+            .iter()
+            .filter_map(|c| c.get("name")?.as_str())
+    };
+    let spec_names: Vec<&str> = names("/spec/containers").collect();
+    // Native sidecars (Istio 1.19+ on Kubernetes 1.28+) are init containers.
     let has_istio_proxy = spec_names.contains(&ISTIO_PROXY)
-        || pod
-            .pointer("/spec/initContainers")
-            .and_then(Value::as_array)
-            .is_some_and(|a| {
-                a.iter()
-                    .any(|c| c.get("name").and_then(Value::as_str) == Some(ISTIO_PROXY))
-            });
+        || names("/spec/initContainers").any(|n| n == ISTIO_PROXY);
     let chosen = match container {
         Some(c) if spec_names.contains(&c) => c.to_string(),
         Some(c) => {
@@ -71,12 +67,7 @@ pub fn pod_target(pod: &Value, container: Option<&str>) -> Result<PodTarget, Kub
             .ok_or_else(|| bad("has no containers".into()))?
             .to_string(),
     };
-    let statuses = pod
-        .pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let status = statuses
+    let status = super::array_at(pod, "/status/containerStatuses")
         .iter()
         .find(|st| st.get("name").and_then(Value::as_str) == Some(&chosen))
         .ok_or_else(|| bad(format!("container `{chosen}` has no status yet")))?;
@@ -110,12 +101,7 @@ pub fn pod_target(pod: &Value, container: Option<&str>) -> Result<PodTarget, Kub
 pub fn list_targets(list: &Value, container: Option<&str>) -> (Vec<PodTarget>, Vec<String>) {
     let mut ok = Vec::new();
     let mut skipped = Vec::new();
-    for pod in list
-        .get("items")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
+    for pod in super::array_at(list, "/items") {
         match pod_target(pod, container) {
             Ok(t) => ok.push(t),
             Err(e) => skipped.push(e.to_string()),
