@@ -186,7 +186,7 @@ impl Lab {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        wait_for(&log, "listening on");
+        common::wait_for(&log, "listening on");
         child
     }
 
@@ -202,7 +202,7 @@ impl Lab {
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .unwrap();
-        wait_for(log, "capturing on");
+        common::wait_for(log, "capturing on");
         child
     }
 }
@@ -221,21 +221,6 @@ impl Drop for Lab {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn wait_for(log: &Path, what: &str) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if std::fs::read_to_string(log).is_ok_and(|t| t.contains(what)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!(
-        "{} never said `{what}`: {}",
-        log.display(),
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
 }
 
 fn stop(child: &mut Child, signal: &str) -> std::process::ExitStatus {
@@ -799,7 +784,7 @@ fn sniff_judges_live_and_stops_cleanly_on_ctrl_c() {
         .process_group(0)
         .spawn()
         .unwrap();
-    wait_for(&err_log, "capturing on");
+    common::wait_for(&err_log, "capturing on");
     // Both processes run unprivileged now.
     std::thread::sleep(Duration::from_millis(200));
     let status = std::fs::read_to_string(format!("/proc/{}/status", sniff.id())).unwrap();

@@ -261,36 +261,13 @@ fn sh(args: &[&str]) {
 
 impl KubeLab {
     fn new(n: u8) -> KubeLab {
-        let dir = std::env::temp_dir().join(format!("meshsniff-kube-{}-{n}", std::process::id()));
-        let state = dir.join("state");
-        let bin = dir.join("bin");
-        std::fs::create_dir_all(&state).unwrap();
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy(
-            common::repo().join("tests/kube/kubectl"),
-            bin.join("kubectl"),
-        )
-        .unwrap();
+        let mut lab = KubeLab::stand_in_only(&n.to_string());
+        lab.n = n;
         std::fs::write(
-            state.join("helper"),
+            lab.state.join("helper"),
             common::bin().to_string_lossy().as_bytes(),
         )
         .unwrap();
-        let path_env = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let mut lab = KubeLab {
-            n,
-            dir,
-            state,
-            path_env,
-            netns: Vec::new(),
-            cgroups: Vec::new(),
-            children: Vec::new(),
-            pods: Vec::new(),
-        };
         for node in ["node-a", "node-b"] {
             let ns = format!("msn-kube{n}-{node}");
             lab.add_netns(&ns);
@@ -517,21 +494,6 @@ fn ready(test: &str) -> bool {
             .all(|p| common::have(test, p))
 }
 
-/// Waits until the plugin's stderr (a file) shows `what`.
-fn wait_for(log: &Path, what: &str) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if std::fs::read_to_string(log).is_ok_and(|t| t.contains(what)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "never saw `{what}`: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
-}
-
 /// The full plugin path against real packets: pod read with `get`, namespace and helper
 /// created with `create -f -` (manifests as promised), `wait`, `exec -i` running the static
 /// helper for real on the "node", the stream judged live and saved, the helper deleted.
@@ -653,7 +615,7 @@ impl KubeLab {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        wait_for(&log, "capturing on");
+        common::wait_for(&log, "capturing on");
         (child, log)
     }
 
@@ -919,8 +881,8 @@ fn a_selector_captures_pods_on_two_nodes_into_one_pcapng() {
         "-o",
         "web.pcapng",
     ]);
-    wait_for(&log, "[shop/web-1] meshsniff: capturing on");
-    wait_for(&log, "[shop/web-2] meshsniff: capturing on");
+    common::wait_for(&log, "[shop/web-1] meshsniff: capturing on");
+    common::wait_for(&log, "[shop/web-2] meshsniff: capturing on");
     lab.curl(0, "/").unwrap();
     lab.curl(1, "/").unwrap();
     lab.curl(2, "/").unwrap();
@@ -1006,7 +968,7 @@ fn gc_deletes_expired_helpers_only() {
 }
 
 impl KubeLab {
-    /// The stand-in alone (no namespaces): for calls that never exec.
+    /// The stand-in alone (no namespaces): for calls that never exec, and the base of `new`.
     fn stand_in_only(tag: &str) -> KubeLab {
         let dir = std::env::temp_dir().join(format!("meshsniff-kube-{}-{tag}", std::process::id()));
         let state = dir.join("state");
@@ -1039,18 +1001,15 @@ impl KubeLab {
 #[test]
 fn wireshark_missing_is_said_before_anything_is_created() {
     let lab = KubeLab::stand_in_only("ws");
-    let out = lab.run(&["web-1", "-n", "shop", "--wireshark"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    if Command::new("sh")
-        .args(["-c", "command -v wireshark"])
+    // PATH is the stand-in's folder alone: no Wireshark, whatever this machine has installed.
+    let bin = lab.dir.join("bin");
+    let out = lab
+        .plugin(&["web-1", "-n", "shop", "--wireshark"])
+        .env("PATH", &bin)
         .output()
-        .unwrap()
-        .status
-        .success()
-    {
-        return; // installed here: nothing to check
-    }
-    assert_eq!(out.status.code(), Some(2));
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("`wireshark` is not installed") && err.contains("-o FILE"),
         "{err}"

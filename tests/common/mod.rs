@@ -146,3 +146,19 @@ pub fn tshark_fields(file: &Path, fields: &[&str], filter: &str) -> Vec<String> 
         .map(str::to_string)
         .collect()
 }
+
+/// Waits (at most 20 s) until the file `log` (a process's stderr) contains `what`.
+pub fn wait_for(log: &Path, what: &str) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(20) {
+        if std::fs::read_to_string(log).is_ok_and(|t| t.contains(what)) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!(
+        "{} never said `{what}`: {}",
+        log.display(),
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
