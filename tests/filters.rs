@@ -68,6 +68,11 @@ const EXPRESSIONS: &[&str] = &[
     "ip6 and port 9",
     "ip6 and tcp and src host fd80::2",
     "tcp[tcpflags] & tcp-rst != 0",
+    "ip proto 6",
+    "ip proto 1 or ip6 proto 58",
+    "ip6 proto 17",
+    "proto 17",
+    "not proto 6 and ip",
     // VLAN (the QinQ capture: 802.1ad 300 around 802.1Q 42). Every `vlan` moves the offsets
     // of what follows it in the text, whatever the and/or/not: libpcap's rule, kept.
     "vlan",
@@ -87,6 +92,8 @@ const EXPRESSIONS: &[&str] = &[
 /// Expressions libpcap accepts that the compiler must refuse (not apply inexactly).
 const REFUSED: &[&str] = &[
     "vlan 4096",
+    "ip proto \\tcp",
+    "proto 256",
     "mpls",
     "ether host 00:11:22:33:44:55",
     "host example.com",

@@ -6,7 +6,7 @@
 //! expression outside the subset is refused with a message: nothing inexact is applied.
 //! `tests/filters.rs` compares the selection with tcpdump's on a packet corpus.
 //!
-//! Subset: `ip`, `ip6`, `arp`, `tcp`, `udp`, `icmp`, `icmp6`; `[src|dst] host ADDR` (IPv4 or
+//! Subset: `ip`, `ip6`, `arp`, `tcp`, `udp`, `icmp`, `icmp6`; `[ip|ip6] proto N`; `[src|dst] host ADDR` (IPv4 or
 //! IPv6); `[src|dst] net A.B.C.D/LEN`; `[tcp|udp] [src|dst] port N`; `[tcp|udp] [src|dst]
 //! portrange A-B`; `tcp[tcpflags] & FLAGS != 0` and `== FLAGS` (`tcp-syn|tcp-ack|...`);
 //! `vlan [ID]` (Ethernet only; the first one tests the kernel's VLAN metadata, then the
@@ -449,6 +449,21 @@ impl<'a> Parser<'a> {
         let first = self.next().unwrap_or_default();
         let mut word = first;
         match word {
+            "ip" | "ip6" if self.peek() == Some("proto") => {
+                self.at += 1;
+                let n = self.proto_number()?;
+                let c = &self.ctx;
+                return Ok(if word == "ip" {
+                    c.ip_proto(n)
+                } else {
+                    c.ip6_proto(n)
+                });
+            }
+            "proto" => {
+                // libpcap: IPv4's protocol, or IPv6's next header.
+                let n = self.proto_number()?;
+                return Ok(or(self.ctx.ip_proto(n), self.ctx.ip6_proto(n)));
+            }
             "ip" | "ip6" | "arp" | "icmp" | "icmp6" if !self.qualifier_follows() => {
                 let c = &self.ctx;
                 return Ok(match word {
@@ -543,6 +558,14 @@ impl<'a> Parser<'a> {
             self.peek(),
             Some("src" | "dst" | "host" | "net" | "port" | "portrange" | "proto")
         )
+    }
+    /// The number after `proto` (names such as `\\tcp` are not supported).
+    fn proto_number(&mut self) -> Result<u32, String> {
+        let t = self.next().ok_or("`proto` needs a protocol number")?;
+        t.parse::<u32>()
+            .ok()
+            .filter(|n| *n <= 255)
+            .ok_or(format!("`proto {t}`: a protocol number from 0 to 255"))
     }
     /// `FLAG`, `FLAG|FLAG…`, or the same in parentheses.
     fn flags(&mut self) -> Result<u32, String> {
