@@ -444,6 +444,8 @@ pub fn fuzz_stream(data: &[u8]) {
         let seq = isn.wrapping_add(1).wrapping_add(off);
         let bytes = &pattern[off as usize..(off + len) as usize];
         s.on_data(seq, bytes, len, CAP, fed);
+        // Collected and waiting bytes share one cap, whatever the order (issue 11).
+        assert!(s.held_bytes() <= CAP, "{} bytes held", s.held_bytes());
         fed += 1;
     }
     s.finish(CAP, fed);
