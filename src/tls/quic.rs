@@ -76,6 +76,50 @@ fn client_keys(version: u32, dcid: &[u8]) -> Option<Keys> {
     Some(k)
 }
 
+/// Builds a client Initial (QUIC v1) as a real client would: `frames` in clear, encrypted with
+/// the Initial keys of `dcid`, header protection applied, a 4-byte packet number. For the
+/// generator of hostile inputs (`examples/hostile_pcap`) and tests; the analyzer only opens.
+#[doc(hidden)]
+pub fn seal_client_initial(dcid: &[u8], scid: &[u8], pn: u32, frames: &[u8], out: &mut Vec<u8>) {
+    let keys = client_keys(V1, dcid).expect("v1 Initial keys derive for any DCID");
+    let start = out.len();
+    out.push(0xc3); // long header, fixed bit, Initial, packet number length 4
+    out.extend_from_slice(&V1.to_be_bytes());
+    out.push(dcid.len() as u8);
+    out.extend_from_slice(dcid);
+    out.push(scid.len() as u8);
+    out.extend_from_slice(scid);
+    out.push(0); // no token
+    let len = 4 + frames.len() + 16; // packet number, payload, AEAD tag
+    out.extend_from_slice(&(0x8000_0000 | len as u32).to_be_bytes()); // 4-byte varint
+    let pn_at = out.len() - start;
+    out.extend_from_slice(&pn.to_be_bytes());
+    let mut nonce = keys.iv;
+    for (i, b) in u64::from(pn).to_be_bytes().iter().enumerate() {
+        nonce[4 + i] ^= b;
+    }
+    let aead = aes_gcm::Aes128Gcm::new_from_slice(&keys.key).expect("16-byte key");
+    let nonce = aes_gcm::Nonce::try_from(&nonce[..]).expect("12-byte nonce");
+    let sealed = aead
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: frames,
+                aad: &out[start..],
+            },
+        )
+        .expect("AES-GCM seals any length a datagram can hold");
+    out.extend_from_slice(&sealed);
+    let packet = &mut out[start..];
+    let hp = aes::Aes128::new_from_slice(&keys.hp).expect("16-byte key");
+    let mut block = aes::Block::try_from(&packet[pn_at + 4..pn_at + 20]).expect("16-byte sample");
+    hp.encrypt_block(&mut block);
+    packet[0] ^= block[0] & 0x0f;
+    for i in 0..4 {
+        packet[pn_at + i] ^= block[1 + i];
+    }
+}
+
 /// One UDP flow that carries QUIC, from the client's side.
 #[derive(Debug, Default)]
 pub struct QuicInitials {
@@ -351,6 +395,19 @@ mod tests {
         assert_eq!(q.crypto.len(), MAX_CRYPTO);
         assert!(q.pending.is_empty() && q.pending_bytes == 0);
         assert!(q.held_bytes() <= MAX_CRYPTO);
+    }
+
+    #[test]
+    fn a_sealed_initial_opens_and_its_crypto_frame_is_read() {
+        let dcid = [0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08];
+        // CRYPTO at offset 0: a ClientHello header that says 3 bytes follow, then 3 bytes.
+        let frames = [0x06, 0x00, 0x07, 1, 0, 0, 3, 3, 3, 0, 0, 0, 0];
+        let mut p = Vec::new();
+        seal_client_initial(&dcid, &[1, 2], 7, &frames, &mut p);
+        let mut q = QuicInitials::default();
+        q.client_datagram(&p);
+        assert_eq!((q.decrypted, q.undecryptable), (1, 0));
+        assert_eq!(q.crypto, [1, 0, 0, 3, 3, 3, 0]);
     }
 
     #[test]
