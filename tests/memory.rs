@@ -151,7 +151,7 @@ fn tcp_out_of_order_segments_stay_within_the_bound() {
         64,
         1,
         64,
-        4096,
+        256,
     ) else {
         return;
     };
@@ -173,7 +173,7 @@ fn quic_crypto_fragments_stay_within_the_bound() {
         8,
         4,
         8,
-        4096,
+        256,
     ) else {
         return;
     };
@@ -197,7 +197,7 @@ fn h2c_header_blocks_stay_within_the_bound_needs_the_http_branch() {
         256,
         1,
         256,
-        4096,
+        256,
     );
 }
 

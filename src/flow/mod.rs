@@ -68,8 +68,12 @@ pub struct MemoryBound {
     pub quic_flows: usize,
     /// The QUIC table's bucket array beyond the entries, at its largest.
     pub quic_index: usize,
+    /// The TLS caches kept across flows (JA4 by ClientHello shape, certificate summaries by
+    /// DER): bounded in entries by `src/tls`; each key is at most `collect_bytes` (it comes
+    /// from the kept bytes), a certificate's summary and its JSON at most 7 × that.
+    pub caches: usize,
     /// Everything: `max_flows × per_flow + index + quic_flows × per_quic_flow + quic_index +
-    /// transient buffers`.
+    /// caches + transient buffers`.
     pub total: usize,
 }
 
@@ -108,16 +112,21 @@ impl FlowConfig {
             + MAX_CRYPTO + MALLOC_OVERHEAD
             + MAX_CRYPTO_PENDING * (MALLOC_OVERHEAD + size_of::<(u64, Vec<u8>)>());
         let quic_index = hash_table_bytes(quic_flows, quic_entry) - quic_flows * quic_entry;
+        // Entries (key, value) plus about one bucket each; JA4 strings are 36 bytes.
+        let caches = crate::tls::ja4::CACHE_ENTRIES * (cap + 2 * MALLOC_OVERHEAD + 64 + 48)
+            + crate::tls::cert::CACHE_ENTRIES * (8 * cap + 6 * MALLOC_OVERHEAD + 256);
         MemoryBound {
             per_flow,
             index,
             per_quic_flow,
             quic_flows,
             quic_index,
+            caches,
             total: self.max_flows * per_flow
                 + index
                 + quic_flows * per_quic_flow
                 + quic_index
+                + caches
                 + TRANSIENT,
         }
     }

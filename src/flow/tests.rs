@@ -183,6 +183,7 @@ fn memory_bound_for_the_defaults_is_what_the_docs_say() {
         b.index,
         b.per_quic_flow,
         b.quic_index,
+        b.caches,
         b.total
     );
     // docs/memory.md: per flow 2 × (16 KiB + 32 KiB HTTP) + at most 12 KiB of fixed overhead.
