@@ -439,7 +439,9 @@ impl FlowTable {
             None => {
                 if self.slab.len() == self.slab.capacity() {
                     // Doubling, but never past `max_flows` slots: the bound counts capacity.
-                    let want = (self.slab.capacity() * 2).clamp(16, self.cfg.max_flows.max(1));
+                    let want = (self.slab.capacity() * 2)
+                        .max(16)
+                        .min(self.cfg.max_flows.max(1));
                     self.slab
                         .reserve_exact(want.saturating_sub(self.slab.len()).max(1));
                 }

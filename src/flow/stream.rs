@@ -261,6 +261,26 @@ impl Stream {
                 self.retransmits += 1;
             }
         }
+        self.trim_pending(cap);
+    }
+
+    /// The prefix grew while bytes were waiting: give up the bytes of the segments furthest
+    /// ahead (they keep their sequence numbers) until the direction is within `cap` again.
+    fn trim_pending(&mut self, cap: usize) {
+        while self.data.len() + self.pending_bytes > cap {
+            let next = self.next_seq;
+            let Some(p) = self
+                .pending
+                .iter_mut()
+                .filter(|p| !p.data.is_empty())
+                .max_by_key(|p| p.seq.wrapping_sub(next))
+            else {
+                return;
+            };
+            self.pending_bytes -= p.data.len();
+            p.data = Vec::new();
+            self.ooo_dropped += 1;
+        }
     }
 
     /// Gives up on the hole before the nearest pending segment: count a gap, jump, deliver.

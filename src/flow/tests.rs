@@ -174,7 +174,7 @@ fn memory_bound_for_the_defaults_is_what_the_docs_say() {
     let b = FlowConfig::default().memory_bound();
     println!(
         "Flow {} Stream {} (FlowKey,Slot) {} (FlowKey,QuicFlow) {} per_flow {} index {} \
-         per_quic_flow {} quic_index {} total {}",
+         per_quic_flow {} quic_index {} caches {} total {}",
         size_of::<Flow>(),
         size_of::<Stream>(),
         size_of::<(FlowKey, Slot)>(),
