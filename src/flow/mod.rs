@@ -2,8 +2,9 @@
 //! `emit` callback) when it ends: both FINs acknowledged, a RST, idle for `idle_timeout` of
 //! capture time, evicted because the table is full, or at the end of input.
 //!
-//! Memory is bounded: at most `max_flows` live flows, each keeping at most `collect_bytes` per
-//! direction. Flow slots (and their buffers) are reused, so the steady state allocates nothing
+//! Memory is bounded: at most `max_flows` live flows, each holding at most `collect_bytes` per
+//! direction (kept prefix and out-of-order bytes together), tombstones capped; the whole bound
+//! is `FlowConfig::memory_bound` (docs/memory.md). Flow slots (and their buffers) are reused, so the steady state allocates nothing
 //! per packet. A closed flow leaves a small tombstone so that its late retransmissions and
 //! ACKs are not mistaken for a new mid-stream flow; a new SYN on the same 4-tuple does start one.
 

@@ -17,7 +17,7 @@ use crate::tls::records::RecordWalker;
 pub(crate) struct Pending {
     seq: u32,
     wire_len: u32,
-    /// Captured bytes, kept only while the stream still collects.
+    /// Captured bytes (a prefix of them, or none), held within the direction's budget.
     data: Vec<u8>,
 }
 
