@@ -12,7 +12,7 @@ mod shapes;
 
 use meshsniff::flow::FlowConfig;
 use shapes::Shape;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::process::{Command, Stdio};
 
 const TIME: &str = "/usr/bin/time";
@@ -52,13 +52,18 @@ fn analyze(shape: Option<Shape>, flows: u32, distinct: u32, flags: &[&str], test
             None => shapes::write(Shape::OutOfOrder, 0, 1, stdin).map(|_| ()),
         }
     });
+    // Records are kept for small runs only; of a big one, the summary (the last line).
+    let keep_all = flows <= 10_000;
     let mut stdout = Vec::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut stdout)
-        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = Vec::new();
+    while lines.read_until(b'\n', &mut line).unwrap() > 0 {
+        if !keep_all {
+            stdout.clear();
+        }
+        stdout.extend_from_slice(&line);
+        line.clear();
+    }
     let mut stderr = Vec::new();
     child
         .stderr
@@ -186,6 +191,24 @@ fn quic_crypto_fragments_stay_within_the_bound() {
     }
 }
 
+/// 600,000 connections refused at once (SYN, RST; 84 MB): every close left a tombstone, and
+/// only the sweep (every 10 s of capture time) dropped them: ≈ 500,000 keys at a time.
+#[test]
+fn tombstones_of_refused_connections_stay_within_the_bound() {
+    let Some(records) = within_bound(
+        "tombstones_of_refused_connections_stay_within_the_bound",
+        Shape::SynRst,
+        600_000,
+        1,
+        64,
+        256,
+    ) else {
+        return;
+    };
+    // Only the summary is kept of so many flows; it counts them all (checked above).
+    assert!(records.is_empty());
+}
+
 /// h2c header blocks: 256 flows, each direction one 256 KiB HEADERS frame without END_HEADERS
 /// (135 MB). NEEDS THE HTTP BRANCH OF ISSUE 11: the h2c reader (src/http/h2.rs, capped by
 /// another change) kept ≈ 0.5 MB a direction; this fails until that change is merged.
@@ -222,7 +245,7 @@ fn generated_shapes_are_well_formed_pcap() {
             packets += 1;
         }
         assert_eq!(at, out.len(), "{}: records run past the end", shape.name());
-        assert!(packets > 10);
+        assert!(packets >= 4, "{}: {packets} packets", shape.name());
         let (flows, summary) = meshsniff::analyze::analyze_bytes(&out, FlowConfig::default());
         assert!(!summary.partial, "{}: {:?}", shape.name(), summary.errors);
         assert_eq!(flows.len(), 2, "{}", shape.name());

@@ -17,16 +17,25 @@ pub enum Shape {
     /// QUIC: per flow 64 client Initials, each a CRYPTO frame of 65,000 bytes at an offset
     /// below 16 KiB ahead of a hole: every fragment was kept (≈ 4 MB a flow).
     QuicCrypto,
+    /// Connections refused at once (SYN, then RST from the server), 20 µs apart: each left a
+    /// tombstone, and until the next sweep (10 s of capture time) nothing dropped them.
+    SynRst,
 }
 
 impl Shape {
-    pub const ALL: [Shape; 3] = [Shape::OutOfOrder, Shape::H2cHeaders, Shape::QuicCrypto];
+    pub const ALL: [Shape; 4] = [
+        Shape::OutOfOrder,
+        Shape::H2cHeaders,
+        Shape::QuicCrypto,
+        Shape::SynRst,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Shape::OutOfOrder => "tcp-out-of-order",
             Shape::H2cHeaders => "h2c-headers",
             Shape::QuicCrypto => "quic-crypto",
+            Shape::SynRst => "tcp-syn-rst",
         }
     }
 
@@ -40,6 +49,7 @@ impl Shape {
             Shape::OutOfOrder => u64::from(OOO_SEGMENTS) * (SEG as u64 + 70),
             Shape::H2cHeaders => 2 * (H2_BLOCK as u64 + 64 * 70),
             Shape::QuicCrypto => u64::from(QUIC_FRAGMENTS) * (QUIC_FRAGMENT as u64 + 110),
+            Shape::SynRst => 2 * 70,
         }
     }
 }
@@ -63,6 +73,14 @@ pub fn write<W: Write>(shape: Shape, flows: u32, distinct: u32, out: W) -> io::R
         Shape::OutOfOrder => out_of_order(&mut p, flows)?,
         Shape::H2cHeaders => h2c(&mut p, flows)?,
         Shape::QuicCrypto => quic(&mut p, flows, distinct.clamp(1, QUIC_FRAGMENTS))?,
+        Shape::SynRst => {
+            for f in 0..flows {
+                let (c, s) = (client(f), (SERVER, 8080));
+                let isn = 0x2000_0000u32.wrapping_mul(f | 1);
+                p.tcp(c, s, isn, 0, SYN, &[])?;
+                p.tcp(s, c, 0, isn.wrapping_add(1), RST | ACK, &[])?;
+            }
+        }
     }
     p.out.flush()?;
     Ok(p.written)
@@ -89,6 +107,7 @@ struct Conn {
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 const PSH: u8 = 0x08;
+const RST: u8 = 0x04;
 
 fn handshake<W: Write>(p: &mut Pcap<W>, f: u32, port: u16) -> io::Result<Conn> {
     let c = client(f);
