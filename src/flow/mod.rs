@@ -102,13 +102,16 @@ impl FlowConfig {
             + MAX_TAIL_ALERTS * size_of::<RecordEvent>()
             + 4 * MALLOC_OVERHEAD
             + HTTP_ALLOWANCE;
-        // The slot, its free-list and eviction-scratch entries (u32, (u64, u32)).
-        let per_flow = size_of::<Flow>() + 4 + 16 + 2 * direction;
+        // The slot, its free-list and eviction-scratch entries (u32, (u64, u32)), and the two
+        // lists `finish` sorts the live flows with at the end of the input (u32, (u64, u32)).
+        let per_flow = size_of::<Flow>() + 2 * (4 + 16) + 2 * direction;
         let keys = tombstone_cap(self) + self.max_flows + 1;
         let index = hash_table_bytes(keys, size_of::<(FlowKey, Slot)>());
         let quic_flows = self.max_flows.clamp(1, quic::MAX_QUIC_FLOWS);
         let quic_entry = size_of::<(FlowKey, quic::QuicFlow)>();
+        // The entry, and the flow again in the list `drain` hands over at the end of the input.
         let per_quic_flow = quic_entry
+            + size_of::<quic::QuicFlow>()
             + 255 + MALLOC_OVERHEAD // the DCID (a u8 length)
             + MAX_CRYPTO + MALLOC_OVERHEAD
             + MAX_CRYPTO_PENDING * (MALLOC_OVERHEAD + size_of::<(u64, Vec<u8>)>());

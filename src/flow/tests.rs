@@ -186,15 +186,16 @@ fn memory_bound_for_the_defaults_is_what_the_docs_say() {
         b.caches,
         b.total
     );
-    // docs/memory.md: per flow 2 × (16 KiB + 32 KiB HTTP) + at most 12 KiB of fixed overhead.
+    // docs/memory.md: per flow 2 × (16 KiB + 32 KiB HTTP) + 11,552 B of fixed overhead (at
+    // most 12 KiB), 7.02 GiB in all at the defaults.
     let fixed = b.per_flow - 2 * (16 * 1024 + HTTP_ALLOWANCE);
     assert!(
         fixed <= 12 * 1024,
         "per-flow fixed overhead grew to {fixed} bytes"
     );
+    let gib = b.total as f64 / f64::from(1u32 << 30);
     assert!(
-        b.total < 8 << 30,
-        "the default bound grew past 8 GiB: {}",
-        b.total
+        (7.0..7.05).contains(&gib),
+        "the default bound is {gib:.3} GiB; update docs/memory.md"
     );
 }
