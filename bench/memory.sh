@@ -11,6 +11,7 @@
 #   bench/memory.sh                 (release build; PROFILE=debug for a quick check)
 #   BENCH_DIR=/path bench/memory.sh (where the 1 GiB workload lives; default /tmp/meshsniff-bench)
 #   SCALE=0.25 bench/memory.sh      (fewer flows per hostile shape)
+#   MESHSNIFF_BIN=/path/meshsniff   (measure another build, e.g. the one before a change)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${MESHSNIFF_SHARED:-$here/../shared}
@@ -34,7 +35,7 @@ else
   (cd "$here" && cargo build --quiet --bin meshsniff --example hostile_pcap)
   out_dir=$here/target/debug
 fi
-bin=$out_dir/meshsniff
+bin=${MESHSNIFF_BIN:-$out_dir/meshsniff} # MESHSNIFF_BIN: another build to compare
 gen=$out_dir/examples/hostile_pcap
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -60,7 +61,7 @@ PY
 
 echo "bound = baseline + max_flows x per-flow + index + QUIC table + TLS caches (docs/memory.md)"
 # shape:flows[:max-flows] (refused connections close at once: a small table suffices)
-for spec in tcp-out-of-order:100 h2c-headers:800 quic-crypto:100 tcp-syn-rst:3000000:1024; do
+for spec in tcp-out-of-order:100 h2c-headers:800 quic-crypto:100 tcp-syn-rst:3000000:64; do
   IFS=: read -r shape n mf <<< "$spec"
   flows=$(python3 -c "print(max(1, int($n * $scale)))")
   mf=${mf:-$flows}
