@@ -89,7 +89,8 @@ impl<'s> Analysis<'s> {
             }
         };
         let mut table = FlowTable::new(self.cfg);
-        let mut quic = crate::flow::quic::QuicTable::default();
+        // `--max-flows` bounds the QUIC table too (at most its own cap, MAX_QUIC_FLOWS).
+        let mut quic = crate::flow::quic::QuicTable::new(self.cfg.max_flows);
         table.set_next_id(self.next_id);
         let mut out = Delivery {
             sink: &mut *self.sink,
@@ -180,6 +181,7 @@ impl<'s> Analysis<'s> {
         self.summary.flows += stats.flows + quic_flows.len() as u64;
         self.summary.evicted += stats.evicted;
         self.summary.late_packets += stats.late_packets;
+        self.summary.quic_untracked += quic.untracked;
         self.summary.max_live_flows = self.summary.max_live_flows.max(stats.max_live as u64);
         self.summary.skipped_blocks += reader.skipped_blocks();
         self.summary.input_bytes += reader.position();

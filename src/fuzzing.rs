@@ -120,12 +120,13 @@ pub fn check_tls(data: &[u8]) {
 }
 
 /// QUIC Initial handling: arbitrary datagrams (the input split at 0xff bytes) from the client.
-/// Invariants: no panic, the CRYPTO stream stays bounded, and a ClientHello is only reported
-/// when a packet actually decrypted.
+/// Invariants: no panic, the CRYPTO bytes held (merged and waiting) stay within their cap, and
+/// a ClientHello is only reported when a packet actually decrypted.
 pub fn check_quic(data: &[u8]) {
     let mut q = crate::tls::quic::QuicInitials::default();
     for d in data.split(|&b| b == 0xff) {
         q.client_datagram(d);
+        assert!(q.held_bytes() <= crate::tls::quic::MAX_CRYPTO);
     }
     if q.decrypted == 0 {
         assert!(q.client_hello().is_none());

@@ -2,8 +2,9 @@
 //! `emit` callback) when it ends: both FINs acknowledged, a RST, idle for `idle_timeout` of
 //! capture time, evicted because the table is full, or at the end of input.
 //!
-//! Memory is bounded: at most `max_flows` live flows, each keeping at most `collect_bytes` per
-//! direction. Flow slots (and their buffers) are reused, so the steady state allocates nothing
+//! Memory is bounded: at most `max_flows` live flows, each holding at most `collect_bytes` per
+//! direction (kept prefix and out-of-order bytes together), tombstones capped; the whole bound
+//! is `FlowConfig::memory_bound` (docs/memory.md). Flow slots (and their buffers) are reused, so the steady state allocates nothing
 //! per packet. A closed flow leaves a small tombstone so that its late retransmissions and
 //! ACKs are not mistaken for a new mid-stream flow; a new SYN on the same 4-tuple does start one.
 
@@ -39,6 +40,98 @@ impl Default for FlowConfig {
             collect_bytes: 16 * 1024,
             tombstone_ns: 60_000_000_000,
             reveal_secrets: false,
+        }
+    }
+}
+
+/// What the HTTP reader of one direction may hold on the heap (HTTP/1.x head buffer, the
+/// messages kept, h2c header-block and HPACK state). An allowance the bound counts, not a cap
+/// enforced here: `src/http` keeps to it (docs/memory.md).
+pub const HTTP_ALLOWANCE: usize = 32 * 1024;
+/// Bookkeeping per heap allocation (glibc: an 8-byte header, 16-byte granularity), rounded up.
+const MALLOC_OVERHEAD: usize = 32;
+/// Buffers that exist once, not per flow: the reader's buffer for the largest packet, a
+/// decrypted QUIC Initial, the record being formatted.
+const TRANSIENT: usize = 256 * 1024;
+
+/// The analysis state's worst case for a configuration, by the formula in docs/memory.md,
+/// from the sizes of the real types (`size_of`), not estimates. The binary's own baseline (code,
+/// libc, stdio; measured, see the docs) comes on top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBound {
+    /// Bytes one TCP flow may hold: its slot and both directions' buffers.
+    pub per_flow: usize,
+    /// The TCP index (live flows and tombstones), at its largest, during its last resize.
+    pub index: usize,
+    /// Bytes one QUIC flow may hold, its table entry included.
+    pub per_quic_flow: usize,
+    /// QUIC flows at most (`min(max_flows, MAX_QUIC_FLOWS)`).
+    pub quic_flows: usize,
+    /// The QUIC table's bucket array beyond the entries, at its largest.
+    pub quic_index: usize,
+    /// The TLS caches kept across flows (JA4 by ClientHello shape, certificate summaries by
+    /// DER): bounded in entries by `src/tls`; each key is at most `collect_bytes` (it comes
+    /// from the kept bytes), a certificate's summary and its JSON at most 7 × that.
+    pub caches: usize,
+    /// Everything: `max_flows × per_flow + index + quic_flows × per_quic_flow + quic_index +
+    /// caches + transient buffers`.
+    pub total: usize,
+}
+
+/// Bytes of a hashbrown table holding up to `entries` of `entry` bytes: buckets are a power of
+/// two at most 7/8 full, one control byte each (plus a group); while it grows the old table
+/// (half the size) is alive too.
+fn hash_table_bytes(entries: usize, entry: usize) -> usize {
+    let buckets = (entries.max(1) * 8).div_ceil(7).next_power_of_two().max(4);
+    let table = buckets * (entry + 1) + 16;
+    table + table / 2
+}
+
+impl FlowConfig {
+    pub fn memory_bound(&self) -> MemoryBound {
+        use crate::tls::quic::{MAX_CRYPTO, MAX_CRYPTO_PENDING};
+        use crate::tls::records::{MAX_EVENTS, MAX_TAIL_ALERTS, RecordEvent};
+        use std::mem::size_of;
+        let cap = self.collect_bytes;
+        let pending = stream::MAX_PENDING + 1;
+        // One direction: collected and out-of-order bytes share `cap`; each waiting segment is
+        // its own allocation; the segment list, the TLS record log and the HTTP reader.
+        let direction = cap
+            + pending * (MALLOC_OVERHEAD + size_of::<stream::Pending>())
+            + MAX_EVENTS.next_power_of_two() * size_of::<RecordEvent>()
+            + MAX_TAIL_ALERTS * size_of::<RecordEvent>()
+            + 4 * MALLOC_OVERHEAD
+            + HTTP_ALLOWANCE;
+        // The slot, its free-list and eviction-scratch entries (u32, (u64, u32)), and the two
+        // lists `finish` sorts the live flows with at the end of the input (u32, (u64, u32)).
+        let per_flow = size_of::<Flow>() + 2 * (4 + 16) + 2 * direction;
+        let keys = tombstone_cap(self) + self.max_flows + 1;
+        let index = hash_table_bytes(keys, size_of::<(FlowKey, Slot)>());
+        let quic_flows = self.max_flows.clamp(1, quic::MAX_QUIC_FLOWS);
+        let quic_entry = size_of::<(FlowKey, quic::QuicFlow)>();
+        // The entry, and the flow again in the list `drain` hands over at the end of the input.
+        let per_quic_flow = quic_entry
+            + size_of::<quic::QuicFlow>()
+            + 255 + MALLOC_OVERHEAD // the DCID (a u8 length)
+            + MAX_CRYPTO + MALLOC_OVERHEAD
+            + MAX_CRYPTO_PENDING * (MALLOC_OVERHEAD + size_of::<(u64, Vec<u8>)>());
+        let quic_index = hash_table_bytes(quic_flows, quic_entry) - quic_flows * quic_entry;
+        // Entries (key, value) plus about one bucket each; JA4 strings are 36 bytes.
+        let caches = crate::tls::ja4::CACHE_ENTRIES * (cap + 2 * MALLOC_OVERHEAD + 64 + 48)
+            + crate::tls::cert::CACHE_ENTRIES * (8 * cap + 6 * MALLOC_OVERHEAD + 256);
+        MemoryBound {
+            per_flow,
+            index,
+            per_quic_flow,
+            quic_flows,
+            quic_index,
+            caches,
+            total: self.max_flows * per_flow
+                + index
+                + quic_flows * per_quic_flow
+                + quic_index
+                + caches
+                + TRANSIENT,
         }
     }
 }
@@ -348,6 +441,14 @@ impl FlowTable {
         let i = match self.free.pop() {
             Some(i) => i,
             None => {
+                if self.slab.len() == self.slab.capacity() {
+                    // Doubling, but never past `max_flows` slots: the bound counts capacity.
+                    let want = (self.slab.capacity() * 2)
+                        .max(16)
+                        .min(self.cfg.max_flows.max(1));
+                    self.slab
+                        .reserve_exact(want.saturating_sub(self.slab.len()).max(1));
+                }
                 self.slab.push(Flow::default());
                 (self.slab.len() - 1) as u32
             }
@@ -372,6 +473,12 @@ impl FlowTable {
         self.index.insert(key, Slot::Closed { at });
         self.free.push(slot);
         self.live -= 1;
+        // Tombstones are capped here, not only by the sweep: flows that close at once (SYN, RST)
+        // can add millions within one sweep interval. Dropping them all is amortized O(1): the
+        // next drop is at least 3 × the cap of closes later.
+        if self.index.len() > tombstone_cap(&self.cfg) {
+            self.index.retain(|_, s| matches!(s, Slot::Live(_)));
+        }
     }
 
     /// Emits idle flows and drops old tombstones. Runs at most every few seconds of capture time.
@@ -394,7 +501,7 @@ impl FlowTable {
         self.scratch = idle;
         let tomb_before = self.now.saturating_sub(self.cfg.tombstone_ns);
         // Tombstones are dropped when old, or all at once if they outgrow the live table by far.
-        let too_many = self.index.len() > 4 * self.cfg.max_flows.max(1024);
+        let too_many = self.index.len() > tombstone_cap(&self.cfg);
         self.index.retain(|_, s| match s {
             Slot::Live(_) => true,
             Slot::Closed { at } => !too_many && *at >= tomb_before,
@@ -420,10 +527,12 @@ impl FlowTable {
             self.close(i, End::Evicted, emit);
         }
         self.scratch = v;
-        if self.index.len() > 4 * self.cfg.max_flows.max(1024) {
-            self.index.retain(|_, s| matches!(s, Slot::Live(_)));
-        }
     }
+}
+
+/// Keys (live flows and tombstones) the index holds at most before old tombstones are dropped.
+fn tombstone_cap(cfg: &FlowConfig) -> usize {
+    4 * cfg.max_flows.max(1024)
 }
 
 /// Fuzz entry for one direction's reassembly (see `fuzzing::check_reassembly`). The input is a
@@ -444,6 +553,8 @@ pub fn fuzz_stream(data: &[u8]) {
         let seq = isn.wrapping_add(1).wrapping_add(off);
         let bytes = &pattern[off as usize..(off + len) as usize];
         s.on_data(seq, bytes, len, CAP, fed);
+        // Collected and waiting bytes share one cap, whatever the order (issue 11).
+        assert!(s.held_bytes() <= CAP, "{} bytes held", s.held_bytes());
         fed += 1;
     }
     s.finish(CAP, fed);

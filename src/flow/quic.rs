@@ -1,8 +1,9 @@
 //! QUIC flows over UDP: a flow starts with a QUIC long-header packet (its sender is the client
 //! when it is an Initial), later datagrams on the same 4-tuple (short headers included) are
 //! counted into it, and the client's Initials are decrypted for the ClientHello. Bounded: at
-//! most `MAX_QUIC_FLOWS` at once, each keeping at most 16 KiB of CRYPTO data; flows are
-//! reported at the end of the input.
+//! most `MAX_QUIC_FLOWS` at once (fewer with a smaller `--max-flows`), each holding at most
+//! `MAX_CRYPTO` (16 KiB) of CRYPTO data, merged or waiting for a hole; packets of flows beyond
+//! the cap are counted (`untracked`). Flows are reported at the end of the input.
 
 use super::FlowKey;
 use crate::tls::quic::QuicInitials;
@@ -30,14 +31,31 @@ fn key(d: &Datagram<'_>) -> FlowKey {
     FlowKey::new(&d.link, (d.src, d.sport), (d.dst, d.dport))
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct QuicTable {
     flows: FxHashMap<FlowKey, QuicFlow>,
+    /// Flows followed at once at most.
+    max_flows: usize,
     /// QUIC packets not followed because the table was full.
     pub untracked: u64,
 }
 
+impl Default for QuicTable {
+    fn default() -> Self {
+        QuicTable::new(MAX_QUIC_FLOWS)
+    }
+}
+
 impl QuicTable {
+    /// A table that follows at most `max_flows` flows (never more than `MAX_QUIC_FLOWS`).
+    pub fn new(max_flows: usize) -> Self {
+        QuicTable {
+            flows: FxHashMap::default(),
+            max_flows: max_flows.clamp(1, MAX_QUIC_FLOWS),
+            untracked: 0,
+        }
+    }
+
     /// Adds a datagram; `next_id` numbers new flows. Returns whether it belonged to QUIC.
     pub fn push(&mut self, d: &Datagram<'_>, next_id: &mut u64) -> bool {
         let k = key(d);
@@ -45,7 +63,7 @@ impl QuicTable {
             if !d.quic_long_header {
                 return false;
             }
-            if self.flows.len() >= MAX_QUIC_FLOWS {
+            if self.flows.len() >= self.max_flows {
                 self.untracked += 1;
                 return true;
             }

@@ -2,21 +2,22 @@
 //! out-of-order segments held until the hole fills, overlaps and retransmissions trimmed, holes
 //! that never fill recorded as gaps. Only the first `cap` in-order bytes are kept (that is all
 //! classification needs); after that, or after a gap, only sequence numbers are tracked.
+//! Memory: the collected prefix and the out-of-order bytes held share one budget of `cap` bytes
+//! per direction; an out-of-order segment that does not fit is held as sequence numbers only
+//! and counted (`ooo_dropped`), and its bytes become a hole for the parsers when delivered.
 
 /// At most this many out-of-order segments wait per direction before the hole is declared a gap.
-const MAX_PENDING: usize = 64;
+pub(crate) const MAX_PENDING: usize = 64;
 /// A segment further ahead than this is not waited for: the hole becomes a gap at once.
 const MAX_AHEAD: u32 = 8 << 20;
-/// Out-of-order bytes kept per direction only so the TLS record walker can follow them.
-const MAX_PENDING_BYTES: usize = 256 << 10;
 
 use crate::tls::records::RecordWalker;
 
 #[derive(Debug, Default)]
-struct Pending {
+pub(crate) struct Pending {
     seq: u32,
     wire_len: u32,
-    /// Captured bytes, kept only while the stream still collects.
+    /// Captured bytes (a prefix of them, or none), held within the direction's budget.
     data: Vec<u8>,
 }
 
@@ -34,6 +35,9 @@ pub struct Stream {
     pub out_of_order: u32,
     /// Segments whose payload was cut by the capture's snaplen.
     pub snaplen_cut: u32,
+    /// Out-of-order segments whose bytes (all or some) were not held because the direction's
+    /// budget (`cap`, shared with `data`) was spent: the parsers see a hole there.
+    pub ooo_dropped: u32,
     /// The first in-order payload bytes, up to the cap.
     pub data: Vec<u8>,
     /// `data` stopped early because of a gap or a snaplen cut (not because it was full).
@@ -78,6 +82,12 @@ impl Stream {
         };
     }
 
+    /// Bytes this direction holds now: the collected prefix and the out-of-order bytes waiting.
+    /// Never more than the `cap` passed to `on_data`.
+    pub fn held_bytes(&self) -> usize {
+        self.data.len() + self.pending_bytes
+    }
+
     /// This side sent a FIN.
     pub fn fin_seen(&self) -> bool {
         self.fin_seq.is_some()
@@ -117,10 +127,27 @@ impl Stream {
             self.drain(cap, order);
         } else {
             self.out_of_order += 1;
-            let want = self.collecting
-                || (self.tls.synced() && self.pending_bytes + data.len() <= MAX_PENDING_BYTES);
-            let keep = if want { data.to_vec() } else { Vec::new() };
+            // Bytes are held only for someone who will read them: the collector, or the TLS
+            // record walker (which follows the whole flow). Held and collected bytes share the
+            // `cap` budget, so a direction never keeps more than `cap` bytes however its
+            // segments are ordered; what does not fit waits as sequence numbers only.
+            let want = self.collecting || self.tls.synced();
+            let keep = if want {
+                let room = cap.saturating_sub(self.data.len() + self.pending_bytes);
+                if room < data.len() {
+                    self.ooo_dropped += 1;
+                }
+                data[..data.len().min(room)].to_vec()
+            } else {
+                Vec::new()
+            };
             self.pending_bytes += keep.len();
+            if self.pending.len() == self.pending.capacity() {
+                // Doubling, but never past the most that can wait at once (the count cap + 1).
+                let want = (self.pending.capacity() * 2).clamp(4, MAX_PENDING + 1);
+                self.pending
+                    .reserve_exact(want.saturating_sub(self.pending.len()));
+            }
             self.pending.push(Pending {
                 seq,
                 wire_len,
@@ -184,6 +211,12 @@ impl Stream {
         if self.collecting {
             let room = cap.saturating_sub(self.data.len());
             let take = data.len().min(room);
+            let need = self.data.len() + take;
+            if need > self.data.capacity() {
+                // Doubling, but never past `cap`: the buffer's capacity is what the bound counts.
+                let want = (self.data.capacity() * 2).max(need).min(cap);
+                self.data.reserve_exact(want - self.data.len());
+            }
             self.data.extend_from_slice(&data[..take]);
         }
         self.tls.feed(at, data, &self.data, self.collecting, order);
@@ -227,6 +260,26 @@ impl Stream {
             } else {
                 self.retransmits += 1;
             }
+        }
+        self.trim_pending(cap);
+    }
+
+    /// The prefix grew while bytes were waiting: give up the bytes of the segments furthest
+    /// ahead (they keep their sequence numbers) until the direction is within `cap` again.
+    fn trim_pending(&mut self, cap: usize) {
+        while self.data.len() + self.pending_bytes > cap {
+            let next = self.next_seq;
+            let Some(p) = self
+                .pending
+                .iter_mut()
+                .filter(|p| !p.data.is_empty())
+                .max_by_key(|p| p.seq.wrapping_sub(next))
+            else {
+                return;
+            };
+            self.pending_bytes -= p.data.len();
+            p.data = Vec::new();
+            self.ooo_dropped += 1;
         }
     }
 
@@ -273,6 +326,26 @@ mod tests {
         assert_eq!(s.data, b"hello world!");
         s.on_data(1001, b"hello", 5, 64, 1);
         assert_eq!((s.retransmits, s.out_of_order, s.gaps), (1, 1, 0));
+    }
+
+    /// Issue 11: out-of-order bytes were held without a byte limit while collecting (64
+    /// segments of up to 64 KiB per direction). Now they share the `cap` budget with the
+    /// collected prefix; what does not fit is counted, and arrives as a hole.
+    #[test]
+    fn out_of_order_bytes_share_the_cap_with_the_collected_prefix() {
+        let mut s = stream();
+        s.on_syn(0);
+        s.on_data(1, b"ab", 2, 16, 1);
+        for i in 0..40u32 {
+            s.on_data(10 + 8 * i, &[b'x'; 8], 8, 16, 1);
+            assert!(s.held_bytes() <= 16, "{} held", s.held_bytes());
+        }
+        // 14 bytes of room: the first segment whole, 6 bytes of the second, nothing after.
+        assert_eq!((s.out_of_order, s.ooo_dropped), (40, 39));
+        s.on_data(3, b"cdefghi", 7, 16, 1);
+        assert_eq!(s.data, b"abcdefghixxxxxxx");
+        assert_eq!(s.gaps, 0);
+        assert!(s.held_bytes() <= 16);
     }
 
     #[test]

@@ -165,3 +165,37 @@ fn a_full_table_evicts_the_least_recently_active_and_counts_it() {
     // The oldest went first.
     assert_eq!((flows[0].0, flows[0].1), (0, End::Evicted));
 }
+
+/// Issue 11: the figures in docs/memory.md come from this (run with `--nocapture`); they must
+/// stay within the documented per-flow overhead, so a type that grows shows up here.
+#[test]
+fn memory_bound_for_the_defaults_is_what_the_docs_say() {
+    use std::mem::size_of;
+    let b = FlowConfig::default().memory_bound();
+    println!(
+        "Flow {} Stream {} (FlowKey,Slot) {} (FlowKey,QuicFlow) {} per_flow {} index {} \
+         per_quic_flow {} quic_index {} caches {} total {}",
+        size_of::<Flow>(),
+        size_of::<Stream>(),
+        size_of::<(FlowKey, Slot)>(),
+        size_of::<(FlowKey, quic::QuicFlow)>(),
+        b.per_flow,
+        b.index,
+        b.per_quic_flow,
+        b.quic_index,
+        b.caches,
+        b.total
+    );
+    // docs/memory.md: per flow 2 × (16 KiB + 32 KiB HTTP) + 11,552 B of fixed overhead (at
+    // most 12 KiB), 7.02 GiB in all at the defaults.
+    let fixed = b.per_flow - 2 * (16 * 1024 + HTTP_ALLOWANCE);
+    assert!(
+        fixed <= 12 * 1024,
+        "per-flow fixed overhead grew to {fixed} bytes"
+    );
+    let gib = b.total as f64 / f64::from(1u32 << 30);
+    assert!(
+        (7.0..7.05).contains(&gib),
+        "the default bound is {gib:.3} GiB; update docs/memory.md"
+    );
+}

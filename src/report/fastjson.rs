@@ -415,6 +415,10 @@ pub fn flow(out: &mut Vec<u8>, r: &FlowRecord) {
         t.num(k!("retransmits"), u64::from(tcp.retransmits));
         t.num(k!("out_of_order"), u64::from(tcp.out_of_order));
         t.num(k!("snaplen_cut"), u64::from(tcp.snaplen_cut));
+        t.num(
+            k!("out_of_order_dropped"),
+            u64::from(tcp.out_of_order_dropped),
+        );
         t.bool(k!("evicted"), tcp.evicted);
         t.str(
             k!("client_by"),

@@ -158,6 +158,7 @@ pub fn flow_record(
             retransmits: c.retransmits + s.retransmits,
             out_of_order: c.out_of_order + s.out_of_order,
             snaplen_cut: c.snaplen_cut + s.snaplen_cut,
+            out_of_order_dropped: c.ooo_dropped + s.ooo_dropped,
             evicted: end == End::Evicted,
             client_by: match basis {
                 ClientBasis::Syn => ClientBy::Syn,

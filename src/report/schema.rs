@@ -49,6 +49,10 @@ pub struct TcpFacts {
     pub out_of_order: u32,
     /// Segments whose payload the capture cut short (snaplen).
     pub snaplen_cut: u32,
+    /// Out-of-order segments whose bytes were not held (the direction's `--collect-bytes`
+    /// budget was spent): the parsers saw a hole there. Added in issue 11.
+    #[serde(default)]
+    pub out_of_order_dropped: u32,
     pub evicted: bool,
     pub client_by: ClientBy,
 }
@@ -229,6 +233,10 @@ pub struct Summary {
     pub evicted: u64,
     /// Packets that arrived after their flow had closed (retransmitted FIN, RST storms).
     pub late_packets: u64,
+    /// QUIC packets of connections not followed because the QUIC table was full (its cap is
+    /// `--max-flows`, at most 4,096). Added in issue 11.
+    #[serde(default)]
+    pub quic_untracked: u64,
     pub max_live_flows: u64,
     /// pcapng blocks skipped because their content was invalid.
     pub skipped_blocks: u64,

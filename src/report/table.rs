@@ -99,6 +99,9 @@ fn tcp_cell(r: &FlowRecord) -> String {
     if tcp.snaplen_cut > 0 {
         s.push_str(" cut");
     }
+    if tcp.out_of_order_dropped > 0 {
+        s.push_str(" dropped");
+    }
     s
 }
 

@@ -144,7 +144,7 @@ pub struct CertCache {
     map: rustc_hash::FxHashMap<Vec<u8>, Cert>,
 }
 
-const CACHE_ENTRIES: usize = 1024;
+pub(crate) const CACHE_ENTRIES: usize = 1024;
 
 impl CertCache {
     pub fn describe(&mut self, der: &[u8]) -> Cert {

@@ -133,7 +133,7 @@ pub struct Ja4Cache {
     key: Vec<u8>,
 }
 
-const CACHE_ENTRIES: usize = 4096;
+pub(crate) const CACHE_ENTRIES: usize = 4096;
 
 impl Ja4Cache {
     pub fn get(&mut self, ch: &ClientHello, quic: bool) -> String {

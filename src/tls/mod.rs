@@ -654,7 +654,9 @@ pub fn quic_facts(
         } else {
             Outcome::Incomplete
         },
-        handshake_truncated: ch.is_none() && initials.decrypted > 0,
+        // CRYPTO bytes past the per-flow cap were dropped (counted, never kept): say so.
+        handshake_truncated: (ch.is_none() && initials.decrypted > 0)
+            || initials.crypto_dropped > 0,
         ..base
     }
 }

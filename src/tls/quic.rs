@@ -19,7 +19,10 @@ const SALT_V2: [u8; 20] = [
     0xf9, 0xbd, 0x2e, 0xd9,
 ];
 /// Bytes of CRYPTO stream kept per flow (a ClientHello with post-quantum key shares is ~2 KB).
-const MAX_CRYPTO: usize = 16 * 1024;
+/// The merged stream and the fragments waiting for a hole share this budget.
+pub const MAX_CRYPTO: usize = 16 * 1024;
+/// CRYPTO fragments waiting for a hole, per flow.
+pub const MAX_CRYPTO_PENDING: usize = 64;
 
 /// A variable-length integer (RFC 9000 §16).
 fn varint(b: &[u8], at: &mut usize) -> Option<u64> {
@@ -73,6 +76,50 @@ fn client_keys(version: u32, dcid: &[u8]) -> Option<Keys> {
     Some(k)
 }
 
+/// Builds a client Initial (QUIC v1) as a real client would: `frames` in clear, encrypted with
+/// the Initial keys of `dcid`, header protection applied, a 4-byte packet number. For the
+/// generator of hostile inputs (`examples/hostile_pcap`) and tests; the analyzer only opens.
+#[doc(hidden)]
+pub fn seal_client_initial(dcid: &[u8], scid: &[u8], pn: u32, frames: &[u8], out: &mut Vec<u8>) {
+    let keys = client_keys(V1, dcid).expect("v1 Initial keys derive for any DCID");
+    let start = out.len();
+    out.push(0xc3); // long header, fixed bit, Initial, packet number length 4
+    out.extend_from_slice(&V1.to_be_bytes());
+    out.push(dcid.len() as u8);
+    out.extend_from_slice(dcid);
+    out.push(scid.len() as u8);
+    out.extend_from_slice(scid);
+    out.push(0); // no token
+    let len = 4 + frames.len() + 16; // packet number, payload, AEAD tag
+    out.extend_from_slice(&(0x8000_0000 | len as u32).to_be_bytes()); // 4-byte varint
+    let pn_at = out.len() - start;
+    out.extend_from_slice(&pn.to_be_bytes());
+    let mut nonce = keys.iv;
+    for (i, b) in u64::from(pn).to_be_bytes().iter().enumerate() {
+        nonce[4 + i] ^= b;
+    }
+    let aead = aes_gcm::Aes128Gcm::new_from_slice(&keys.key).expect("16-byte key");
+    let nonce = aes_gcm::Nonce::try_from(&nonce[..]).expect("12-byte nonce");
+    let sealed = aead
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: frames,
+                aad: &out[start..],
+            },
+        )
+        .expect("AES-GCM seals any length a datagram can hold");
+    out.extend_from_slice(&sealed);
+    let packet = &mut out[start..];
+    let hp = aes::Aes128::new_from_slice(&keys.hp).expect("16-byte key");
+    let mut block = aes::Block::try_from(&packet[pn_at + 4..pn_at + 20]).expect("16-byte sample");
+    hp.encrypt_block(&mut block);
+    packet[0] ^= block[0] & 0x0f;
+    for i in 0..4 {
+        packet[pn_at + i] ^= block[1 + i];
+    }
+}
+
 /// One UDP flow that carries QUIC, from the client's side.
 #[derive(Debug, Default)]
 pub struct QuicInitials {
@@ -81,9 +128,15 @@ pub struct QuicInitials {
     version: u32,
     /// CRYPTO frame data by offset, merged in order.
     crypto: Vec<u8>,
+    /// Fragments ahead of `crypto`'s end, clipped to the first `MAX_CRYPTO` stream bytes.
     pending: Vec<(u64, Vec<u8>)>,
+    /// Bytes held by `pending`: `crypto.len() + pending_bytes <= MAX_CRYPTO` always.
+    pending_bytes: usize,
     pub decrypted: u32,
     pub undecryptable: u32,
+    /// CRYPTO bytes not kept: beyond the first `MAX_CRYPTO` bytes of the stream, or ahead of a
+    /// hole when the budget (or the fragment count) was spent.
+    pub crypto_dropped: u64,
 }
 
 impl QuicInitials {
@@ -214,12 +267,35 @@ impl QuicInitials {
         }
     }
 
+    /// CRYPTO frame data at stream offset `off`. Only the first `MAX_CRYPTO` bytes of the
+    /// stream are of use (the ClientHello); of those, a fragment ahead of a hole is held only
+    /// while the merged and the waiting bytes together fit in `MAX_CRYPTO`. The rest is counted
+    /// in `crypto_dropped`, never kept: a hostile client may send any number of fragments.
     fn crypto_data(&mut self, off: u64, data: &[u8]) {
-        if off as usize >= MAX_CRYPTO || self.pending.len() >= 64 {
+        let len = data.len() as u64;
+        let have = self.crypto.len() as u64;
+        let end = off.saturating_add(len).min(MAX_CRYPTO as u64);
+        self.crypto_dropped += len - end.saturating_sub(off).min(len);
+        if off >= end || end <= have {
+            return; // entirely beyond the cap, or already merged (a retransmission)
+        }
+        let from = off.max(have);
+        let part = &data[(from - off) as usize..(end - off) as usize];
+        if from > have {
+            let room = MAX_CRYPTO - self.crypto.len() - self.pending_bytes;
+            if part.len() > room || self.pending.len() >= MAX_CRYPTO_PENDING {
+                self.crypto_dropped += part.len() as u64;
+                return;
+            }
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(MAX_CRYPTO_PENDING);
+            }
+            self.pending_bytes += part.len();
+            self.pending.push((from, part.to_vec()));
             return;
         }
-        self.pending.push((off, data.to_vec()));
-        // Merge whatever is now contiguous.
+        self.append(part);
+        // Merge whatever is now contiguous; drop what the merged stream already covers.
         loop {
             let have = self.crypto.len() as u64;
             let Some(i) = self
@@ -227,15 +303,37 @@ impl QuicInitials {
                 .iter()
                 .position(|(o, d)| *o <= have && o + d.len() as u64 > have)
             else {
-                self.pending.retain(|(o, d)| o + d.len() as u64 > have);
+                let mut freed = 0;
+                self.pending.retain(|(o, d)| {
+                    let keep = o + d.len() as u64 > have;
+                    if !keep {
+                        freed += d.len();
+                    }
+                    keep
+                });
+                self.pending_bytes -= freed;
                 return;
             };
             let (o, d) = self.pending.swap_remove(i);
-            let skip = (have - o) as usize;
-            let room = MAX_CRYPTO - self.crypto.len();
-            self.crypto
-                .extend_from_slice(&d[skip..d.len().min(skip + room)]);
+            self.pending_bytes -= d.len();
+            self.append(&d[(have - o) as usize..]);
         }
+    }
+
+    /// Appends merged CRYPTO bytes; the buffer grows by doubling but never past `MAX_CRYPTO`.
+    fn append(&mut self, d: &[u8]) {
+        let take = d.len().min(MAX_CRYPTO - self.crypto.len());
+        let need = self.crypto.len() + take;
+        if need > self.crypto.capacity() {
+            let want = (self.crypto.capacity() * 2).max(need).min(MAX_CRYPTO);
+            self.crypto.reserve_exact(want - self.crypto.len());
+        }
+        self.crypto.extend_from_slice(&d[..take]);
+    }
+
+    /// Bytes held now: the merged CRYPTO stream and the fragments waiting. At most `MAX_CRYPTO`.
+    pub fn held_bytes(&self) -> usize {
+        self.crypto.len() + self.pending_bytes
     }
 
     /// The ClientHello, once the CRYPTO stream holds all of it.
@@ -277,6 +375,39 @@ mod tests {
                 0xed, 0xd2
             ]
         );
+    }
+
+    /// Issue 11: CRYPTO fragments ahead of a hole were kept whatever their number and size
+    /// below offset 16 KiB (64 per flow of up to a datagram each). Now merged and waiting bytes
+    /// share `MAX_CRYPTO`; the rest is counted in `crypto_dropped`.
+    #[test]
+    fn crypto_fragments_ahead_of_a_hole_stay_within_the_cap() {
+        let mut q = QuicInitials::default();
+        let big = vec![0x41u8; 60_000];
+        for i in 0..200u64 {
+            q.crypto_data(1 + i * 7, &big);
+            assert!(q.held_bytes() <= MAX_CRYPTO, "{} held", q.held_bytes());
+        }
+        assert!(q.crypto_dropped > 199 * 60_000 - MAX_CRYPTO as u64);
+        q.crypto_data(1_000_000, b"far beyond the cap");
+        q.crypto_data(0, &[1, 0, 0]);
+        // The hole at 0 is filled: the first waiting fragment merges, up to the cap.
+        assert_eq!(q.crypto.len(), MAX_CRYPTO);
+        assert!(q.pending.is_empty() && q.pending_bytes == 0);
+        assert!(q.held_bytes() <= MAX_CRYPTO);
+    }
+
+    #[test]
+    fn a_sealed_initial_opens_and_its_crypto_frame_is_read() {
+        let dcid = [0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08];
+        // CRYPTO at offset 0: a ClientHello header that says 3 bytes follow, then 3 bytes.
+        let frames = [0x06, 0x00, 0x07, 1, 0, 0, 3, 3, 3, 0, 0, 0, 0];
+        let mut p = Vec::new();
+        seal_client_initial(&dcid, &[1, 2], 7, &frames, &mut p);
+        let mut q = QuicInitials::default();
+        q.client_datagram(&p);
+        assert_eq!((q.decrypted, q.undecryptable), (1, 0));
+        assert_eq!(q.crypto, [1, 0, 0, 3, 3, 3, 0]);
     }
 
     #[test]
