@@ -103,6 +103,7 @@ impl H2Reader {
     }
 
     /// Bytes kept for the header block now (for the memory bound's tests).
+    #[cfg(test)]
     pub fn block_capacity(&self) -> usize {
         self.block.capacity()
     }

@@ -216,6 +216,8 @@ pub(crate) struct Kept {
     unlisted: Vec<Sensitive>,
     /// The last message was listed (a form body's items belong to it).
     last_listed: bool,
+    /// A message did not fit: the rest are counted, not listed.
+    full: bool,
 }
 
 impl Kept {
@@ -228,11 +230,14 @@ impl Kept {
         self.bytes = 0;
         self.unlisted.clear();
         self.last_listed = false;
+        self.full = false;
     }
 
-    /// Takes `size` bytes of the budget if the message fits.
+    /// Takes `size` bytes of the budget if the message fits; once one does not, none after
+    /// it is listed (the list is always the first messages, in order).
     fn room(&mut self, size: usize, listed: usize) -> bool {
-        let fits = listed < MAX_MESSAGES && self.bytes + size <= MAX_KEPT;
+        self.full |= listed >= MAX_MESSAGES || self.bytes + size > MAX_KEPT;
+        let fits = !self.full;
         if fits {
             self.bytes += size;
         }
