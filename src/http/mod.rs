@@ -66,7 +66,7 @@ pub struct HttpFacts {
     /// something of a message was cut (`truncated` > 0).
     pub incomplete: bool,
     /// Messages of which something was cut: a head line longer than `MAX_LINE` (8 KiB), an
-    /// h2c header block longer than its cap, more than 32 sensitive items, a gap in a head.
+    /// h2c header block longer than its cap, more than 16 sensitive items, a gap in a head.
     #[serde(default)]
     pub truncated: u64,
     /// Sensitive items of messages that were counted but not listed (beyond `MAX_MESSAGES` or
@@ -268,12 +268,17 @@ impl Kept {
     pub(crate) fn request(
         &mut self,
         method: &str,
-        host: Option<String>,
-        path: String,
+        mut host: Option<String>,
+        mut path: String,
         version: &'static str,
         found: &mut Vec<Sensitive>,
-        cut: bool,
+        mut cut: bool,
     ) {
+        // Redaction markers can make a target longer than the bytes it came from.
+        cut |= sensitive::cut_to(&mut path, MAX_LINE);
+        if let Some(h) = host.as_mut() {
+            cut |= sensitive::cut_to(h, sensitive::MAX_EVIDENCE);
+        }
         self.count += 1;
         if cut || found.len() >= sensitive::MAX_ITEMS {
             self.truncated += 1;
@@ -679,7 +684,11 @@ impl Parser {
             return None;
         };
         let method = r.method.unwrap_or("");
-        let path = rules.target(r.path.unwrap_or("").as_bytes(), &mut self.scratch);
+        let target = r.path.unwrap_or("").as_bytes();
+        if target.len() > MAX_LINE || method.len() > MAX_LINE {
+            return None; // the line reader cuts it, the same way whatever the segmentation
+        }
+        let path = rules.target(target, &mut self.scratch);
         let mut host = None;
         for h in r.headers.iter() {
             let name = h.name.as_bytes();

@@ -352,11 +352,31 @@ impl Rules {
 
 /// Distinct sensitive items kept per message; a message that reaches it is reported as
 /// truncated (`HttpFacts::truncated`).
-pub const MAX_ITEMS: usize = 32;
+pub const MAX_ITEMS: usize = 16;
+/// A label is kept this far (an `Authorization` scheme is the peer's choice of length).
+pub const MAX_LABEL: usize = 96;
+/// Evidence is kept this far (cookie names are shown, and `--show-secrets` shows values).
+pub const MAX_EVIDENCE: usize = 512;
+
+/// `s` cut to at most `max` bytes at a character boundary, marked with `…`.
+pub fn cut_to(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    let mut at = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    s.truncate(at);
+    s.push('…');
+    true
+}
 
 /// Each label once (its first evidence), so repeating one header cannot push out another.
-fn push(out: &mut Vec<Sensitive>, label: String, evidence: String) {
+fn push(out: &mut Vec<Sensitive>, mut label: String, mut evidence: String) {
+    cut_to(&mut label, MAX_LABEL);
     if out.len() < MAX_ITEMS && !out.iter().any(|s| s.label == label) {
+        cut_to(&mut evidence, MAX_EVIDENCE);
         out.push(Sensitive { label, evidence });
     }
 }
