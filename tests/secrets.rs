@@ -207,7 +207,9 @@ fn nginx_conf(dir: &Path) -> PathBuf {
     std::fs::write(
         &conf,
         format!(
-            "worker_processes 1; daemon off; error_log {d}/nginx.err; pid {d}/nginx.pid;\n\
+            // One process (no master): killing it leaves no orphaned worker behind, which
+            // would keep the test's inherited descriptors (the namespace lock) open.
+            "master_process off; daemon off; error_log {d}/nginx.err; pid {d}/nginx.pid;\n\
              events {{ worker_connections 64; }}\n\
              http {{ access_log off;\n\
              server {{ listen {SIP}:8081 http2; location / {{ return 200 \"h2c ok\\n\"; }} }} }}\n"
@@ -215,6 +217,21 @@ fn nginx_conf(dir: &Path) -> PathBuf {
     )
     .unwrap();
     conf
+}
+
+/// The binary under test; `MESHSNIFF_SECRETS_BIN` points it at another build (to show that
+/// this test fails on the code before issue 11).
+fn bin() -> PathBuf {
+    std::env::var_os("MESHSNIFF_SECRETS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(common::bin)
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run meshsniff")
 }
 
 /// stdout and stderr of one run, as text.
@@ -228,7 +245,7 @@ fn both(o: &Output) -> String {
 
 /// The binary with `args`, the capture on its stdin (as the plugin's `check -` gets it).
 fn run_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(common::bin())
+    let mut child = Command::new(bin())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -326,7 +343,7 @@ fn no_credential_value_reaches_any_output() {
 
     // sniff: the helper and the analyzer live, while the traffic runs.
     let sniff_err = dir.join("sniff.err");
-    let mut sniff = Command::new(common::bin())
+    let mut sniff = Command::new(bin())
         .args([
             "sniff",
             "--netns",
@@ -395,7 +412,7 @@ fn no_credential_value_reaches_any_output() {
                 file,
             ],
         ] {
-            runs.push((args.join(" "), common::run(&args)));
+            runs.push((args.join(" "), run(&args)));
         }
         // The plugin's analyzer: `check -` reading the capture from a pipe.
         let args = ["check", "-", "--profile", "istio", "--format", format];
@@ -456,7 +473,7 @@ fn no_credential_value_reaches_any_output() {
 
     // Asked for, the values are shown.
     for format in ["table", "jsonl", "json"] {
-        let out = common::run(&["analyze", "--format", format, "--show-secrets", file]);
+        let out = run(&["analyze", "--format", format, "--show-secrets", file]);
         let text = both(&out);
         for v in [
             "s3cr3t-PASSWORD-1",
