@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Records the sample captures in this folder from real programs (openssl s_server/s_client,
-# curl, python3, nginx) talking between two network namespaces that this script creates and
+# curl, python3, nginx, a Go h2c server) talking between two network namespaces that this script creates and
 # removes. Needs root, iproute2, tcpdump, dumpcap/editcap (wireshark-common), openssl, curl,
-# python3, nginx. Traffic stays inside the namespaces it creates (10.77.0.0/24, fd77::/64) and
+# python3, nginx, go (it builds h2c-upgrade/ with golang.org/x/net from the module proxy).
+# Traffic stays inside the namespaces it creates (10.77.0.0/24, fd77::/64) and
 # their loopbacks. Certificates are throw-away and not kept; key logs are kept beside the TLS
 # captures so Wireshark can decrypt them.
 #
@@ -14,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here}
 mkdir -p "$out"
 [ "$(id -u)" = 0 ] || { echo "record.sh: needs root (network namespaces, tcpdump)" >&2; exit 2; }
-for t in ip tcpdump dumpcap editcap openssl curl python3 nginx; do
+for t in ip tcpdump dumpcap editcap openssl curl python3 nginx go; do
   command -v "$t" >/dev/null || { echo "record.sh: $t not installed (see .ci/run for the packages)" >&2; exit 2; }
 done
 
@@ -266,6 +267,17 @@ while s.recv(4096):
     pass
 s.close()' $SIP6
 done_with "$srv"; stop_capture "$out/ipv6-dstopts.pcap"
+
+# --- 8b. h2c by Upgrade (RFC 7540 §3.2): curl --http2 asks to upgrade its first request, the
+# Go server (golang.org/x/net/http2/h2c) answers 101 and the response on stream 1 in HTTP/2;
+# the second request reuses the connection as stream 3.
+(cd "$here/h2c-upgrade" && go build -o "$work/h2c-upgrade-server" .)
+start_capture $S "$out/h2c-upgrade.pcap" -i veth-s tcp
+bgS "$work/h2c-upgrade-server" $SIP:8083
+srv=$(server_pid); wait_port $S 8083
+inC curl -s -o /dev/null -o /dev/null --http2 -H 'Authorization: Bearer not-a-real-token' \
+  "http://$SIP:8083/first" "http://$SIP:8083/second?token=not-a-real-token"
+done_with "$srv"; stop_capture "$out/h2c-upgrade.pcap"
 
 # --- 9. Derived: the same HTTP traffic with two VLAN tags (802.1ad 300 around 802.1Q 42) added
 # to every Ethernet header. The kernel here has no 8021q module, so stacked VLAN interfaces

@@ -175,8 +175,25 @@ pub fn check_http(data: &[u8]) {
         assert_eq!(r.sensitive.len(), r.evidence.len());
     }
     for (label, ev) in f.sensitive() {
-        if label.starts_with("authorization:") || label.starts_with("header:") {
+        if label.starts_with("authorization:")
+            || label.starts_with("header:")
+            || label.starts_with("query:")
+            || label == "userinfo"
+        {
             assert!(ev.ends_with(" bytes>") || ev.ends_with(" byte>"), "{ev}");
+        }
+    }
+    // Every path is stored redacted: a credential parameter left in one has only the marker.
+    let kept: usize = f.requests.iter().map(|r| r.path.len()).sum();
+    assert!(kept <= http::MAX_KEPT, "{kept} bytes of paths kept");
+    for r in &f.requests {
+        let query = r.path.split_once(['?', '#']).map_or("", |(_, q)| q);
+        for pair in query.split(['&', ';', '#']) {
+            if let Some((name, value)) = pair.split_once('=') {
+                if http::sensitive::is_secret_param(name.as_bytes()) {
+                    assert!(value.starts_with("<redacted, "), "{}", r.path);
+                }
+            }
         }
     }
 }

@@ -128,3 +128,47 @@ fn every_request_and_sensitive_header_tshark_sees_is_reported() {
     assert!(requests >= 20, "only {requests} requests checked");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Issue 11: after `Upgrade: h2c` (RFC 7540 §3.2) only the HTTP/1.1 request was reported. The
+/// capture (captures/record.sh step 8b) is curl --http2 against Go's x/net h2c server: the
+/// upgraded request is answered by 101 and then by HTTP/2 on stream 1, and curl's second
+/// request goes out as stream 3 on the same connection.
+#[test]
+fn after_an_h2c_upgrade_stream_1_and_every_later_stream_are_reported() {
+    use meshsniff::classify::Protocol;
+    let cap = common::repo().join("captures/h2c-upgrade.pcap");
+    let (flows, _) = analyze_bytes(&common::read(&cap), FlowConfig::default());
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    let f = &flows[0];
+    assert_eq!(f.protocol, Protocol::H2c);
+    let h = f.http.as_ref().expect("http facts");
+    assert!(h.h2 && !h.incomplete, "{h:?}");
+    let reqs: Vec<(&str, &str, &str)> = h
+        .requests
+        .iter()
+        .map(|r| (&*r.method, r.path.as_str(), &*r.version))
+        .collect();
+    assert_eq!(
+        reqs,
+        [
+            ("GET", "/first", "1.1"),
+            ("GET", "/second?token=<redacted, 16 bytes>", "2")
+        ]
+    );
+    // 101, then stream 1's response (to /first) and stream 3's (to /second), both HTTP/2.
+    let statuses: Vec<u16> = h.responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [101, 200, 200]);
+    assert_eq!((h.request_count, h.response_count), (2, 3));
+    assert_eq!(h.requests[0].sensitive, ["authorization:bearer"]);
+    assert_eq!(
+        h.requests[1].sensitive,
+        ["query:token", "authorization:bearer"]
+    );
+    // tshark sees the same HTTP/2 streams (decoding the upgraded connection as HTTP/2).
+    if common::have("h2c_upgrade", "tshark") {
+        // One line per packet, its frames' stream ids comma-separated.
+        let streams = common::tshark_fields(&cap, &["http2.streamid"], "http2.type == 1");
+        let ids: Vec<&str> = streams.iter().flat_map(|l| l.split(',')).collect();
+        assert!(ids.contains(&"1") && ids.contains(&"3"), "{streams:?}");
+    }
+}

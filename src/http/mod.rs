@@ -3,8 +3,10 @@
 //! so pipelined and keep-alive messages are all found; `PRI * HTTP/2.0` or a `101` to `h2c`
 //! hands the direction to the h2c frame reader (`h2`). Only what the report needs is kept:
 //! method, host, path, version, status, and which sensitive things a message carries, with
-//! redacted evidence (`sensitive`). Bounded: at most `MAX_MESSAGES` messages and a 16 KiB head
-//! per direction.
+//! redacted evidence and paths (`sensitive`). A head of any length is read: whole in one
+//! segment by httparse in place, otherwise line by line keeping one line (`MAX_LINE`).
+//! Bounded per direction: one `MAX_LINE` buffer, h2's header-block cap, and `MAX_MESSAGES`
+//! messages within `MAX_KEPT` bytes (docs/schema.md states the figures).
 
 mod h2;
 pub mod sensitive;
@@ -14,10 +16,17 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
 pub const MAX_MESSAGES: usize = 64;
-const MAX_HEAD: usize = 16 * 1024;
+/// Text of the listed messages kept per direction (paths, hosts, evidence), besides
+/// `MAX_MESSAGES`: 64 requests with 8 KiB targets would otherwise keep 512 KiB.
+pub const MAX_KEPT: usize = 16 * 1024;
+/// A head line is kept this far (bytes beyond are counted, the message reported truncated).
+pub const MAX_LINE: usize = 8 * 1024;
+/// Header fields httparse parses in place; a head with more is read line by line.
 const MAX_HEADERS: usize = 48;
 /// Request bodies of forms are looked into this far for credentials.
 const MAX_FORM: usize = 4096;
+/// First bytes kept while they cannot yet say whether the direction is HTTP.
+const MAX_UNDECIDED: usize = 512;
 
 /// One request as the report shows it (docs/schema.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,8 +62,19 @@ pub struct HttpFacts {
     /// Messages seen, including those beyond the `MAX_MESSAGES` kept.
     pub request_count: u64,
     pub response_count: u64,
-    /// The stream could not be followed to its end (a gap inside a head, bad framing).
+    /// The stream could not be followed to its end (a gap inside a head, bad framing), or
+    /// something of a message was cut (`truncated` > 0).
     pub incomplete: bool,
+    /// Messages of which something was cut: a head line longer than `MAX_LINE` (8 KiB), an
+    /// h2c header block longer than its cap, more than 16 sensitive items, a gap in a head.
+    #[serde(default)]
+    pub truncated: u64,
+    /// Sensitive items of messages that were counted but not listed (beyond `MAX_MESSAGES` or
+    /// `MAX_KEPT`), each label once, with their (redacted) evidence.
+    #[serde(default)]
+    pub unlisted_sensitive: Vec<String>,
+    #[serde(default)]
+    pub unlisted_evidence: Vec<String>,
     /// HTTP/2 frames were read (prior knowledge or `Upgrade: h2c`).
     pub h2: bool,
     /// Requests with `content-type: application/grpc`.
@@ -72,7 +92,10 @@ impl HttpFacts {
             .responses
             .iter()
             .flat_map(|r| r.sensitive.iter().zip(&r.evidence));
-        req.chain(resp).map(|(l, e)| (l.as_str(), e.as_str()))
+        let unlisted = self.unlisted_sensitive.iter().zip(&self.unlisted_evidence);
+        req.chain(resp)
+            .chain(unlisted)
+            .map(|(l, e)| (l.as_str(), e.as_str()))
     }
 }
 
@@ -81,7 +104,12 @@ enum State {
     /// Nothing seen yet: the first bytes decide request, response, h2, or not HTTP.
     #[default]
     Start,
+    /// At the start of a message.
     Head,
+    /// Inside a head, read line by line (`Parser::head`).
+    Lines,
+    /// This many bytes of the h2 connection preface matched so far.
+    Preface(u8),
     Body(u64),
     /// Request body of a form, kept (up to `MAX_FORM`) to look for credentials.
     FormBody(u64),
@@ -166,10 +194,146 @@ impl HttpStream {
 
     pub fn count(&self) -> u64 {
         match (&self.parser, self.active) {
-            (Some(p), true) => p.count,
+            (Some(p), true) => p.kept.count,
             _ => 0,
         }
     }
+}
+
+/// What one direction keeps for the report, bounded: at most `MAX_MESSAGES` messages and
+/// `MAX_KEPT` bytes of their text. A message beyond either is counted, and its sensitive
+/// items still go to `unlisted` (each label once), so no credential hides behind the limits.
+#[derive(Debug, Default)]
+pub(crate) struct Kept {
+    pub(crate) requests: Vec<HttpRequest>,
+    pub(crate) responses: Vec<HttpResponse>,
+    pub(crate) count: u64,
+    pub(crate) grpc: bool,
+    /// Messages of which something was cut (a line longer than `MAX_LINE`, a header block
+    /// longer than h2's cap, more than `sensitive::MAX_ITEMS` items, a gap inside the head).
+    pub(crate) truncated: u64,
+    bytes: usize,
+    unlisted: Vec<Sensitive>,
+    /// The last message was listed (a form body's items belong to it).
+    last_listed: bool,
+    /// A message did not fit: the rest are counted, not listed.
+    full: bool,
+}
+
+impl Kept {
+    fn clear(&mut self) {
+        self.requests.clear();
+        self.responses.clear();
+        self.count = 0;
+        self.grpc = false;
+        self.truncated = 0;
+        self.bytes = 0;
+        self.unlisted.clear();
+        self.last_listed = false;
+        self.full = false;
+    }
+
+    /// Takes `size` bytes of the budget if the message fits; once one does not, none after
+    /// it is listed (the list is always the first messages, in order).
+    fn room(&mut self, size: usize, listed: usize) -> bool {
+        self.full |= listed >= MAX_MESSAGES || self.bytes + size > MAX_KEPT;
+        let fits = !self.full;
+        if fits {
+            self.bytes += size;
+        }
+        self.last_listed = fits;
+        fits
+    }
+
+    fn unlist(&mut self, found: &mut Vec<Sensitive>) {
+        for s in found.drain(..) {
+            if self.unlisted.len() < sensitive::MAX_ITEMS
+                && !self.unlisted.iter().any(|u| u.label == s.label)
+            {
+                self.unlisted.push(s);
+            }
+        }
+    }
+
+    fn cost(found: &[Sensitive]) -> usize {
+        // The strings and the `Vec`/`String` headers around them.
+        found
+            .iter()
+            .map(|s| s.label.len() + s.evidence.len() + 48)
+            .sum::<usize>()
+            + 160
+    }
+
+    /// Counts one request and lists it if it fits; `found` is drained.
+    pub(crate) fn request(
+        &mut self,
+        method: &str,
+        mut host: Option<String>,
+        mut path: String,
+        version: &'static str,
+        found: &mut Vec<Sensitive>,
+        mut cut: bool,
+    ) {
+        // Redaction markers can make a target longer than the bytes it came from.
+        cut |= sensitive::cut_to(&mut path, MAX_LINE);
+        if let Some(h) = host.as_mut() {
+            cut |= sensitive::cut_to(h, sensitive::MAX_EVIDENCE);
+        }
+        self.count += 1;
+        if cut || found.len() >= sensitive::MAX_ITEMS {
+            self.truncated += 1;
+        }
+        let size = method.len() + host.as_ref().map_or(0, String::len) + path.len();
+        if !self.room(size + Self::cost(found), self.requests.len()) {
+            self.unlist(found);
+            return;
+        }
+        let (sensitive, evidence) = split(found);
+        self.requests.push(HttpRequest {
+            method: static_method(method),
+            host,
+            path,
+            version: Cow::Borrowed(version),
+            sensitive,
+            evidence,
+        });
+    }
+
+    /// Counts one response and lists it if it fits; `found` is drained.
+    pub(crate) fn response(&mut self, status: u16, found: &mut Vec<Sensitive>, cut: bool) {
+        self.count += 1;
+        if cut || found.len() >= sensitive::MAX_ITEMS {
+            self.truncated += 1;
+        }
+        if !self.room(Self::cost(found), self.responses.len()) {
+            self.unlist(found);
+            return;
+        }
+        let (sensitive, evidence) = split(found);
+        self.responses.push(HttpResponse {
+            status,
+            sensitive,
+            evidence,
+        });
+    }
+}
+
+/// A head read line by line: one that did not arrive whole in one segment, or that
+/// `httparse` would not take (more than `MAX_HEADERS` fields, a space in the target). Only
+/// what the report needs is kept, so a head of any length costs at most `MAX_LINE` bytes.
+#[derive(Debug, Default)]
+struct Head {
+    /// Lines seen (the start line is the first).
+    lines: u32,
+    /// Bytes of the current line so far; beyond `MAX_LINE` they are counted, not kept.
+    line_len: usize,
+    cut: bool,
+    method: String,
+    path: String,
+    minor: u8,
+    status: u16,
+    host: Option<String>,
+    frame: Framing,
 }
 
 #[derive(Debug, Default)]
@@ -177,14 +341,14 @@ struct Parser {
     state: State,
     response: bool,
     rules: Rules,
+    /// At most `MAX_LINE` bytes: a head line, a chunk line, a form body, or the first bytes
+    /// while the direction is undecided.
     buf: Vec<u8>,
     h2: Option<Box<h2::H2Reader>>,
-    requests: Vec<HttpRequest>,
-    responses: Vec<HttpResponse>,
-    count: u64,
+    kept: Kept,
     lost_midway: bool,
-    grpc: bool,
     scratch: Vec<Sensitive>,
+    head: Head,
 }
 
 impl Parser {
@@ -195,18 +359,18 @@ impl Parser {
         self.rules = Rules { reveal };
         self.buf.clear();
         self.h2 = None;
-        self.requests.clear();
-        self.responses.clear();
-        self.count = 0;
+        self.kept.clear();
         self.lost_midway = false;
-        self.grpc = false;
+        self.scratch.clear();
+        self.head.lines = 0;
     }
 
     pub fn is_http(&self) -> bool {
-        self.count > 0 || self.h2.is_some()
+        self.kept.count > 0 || self.h2.is_some()
     }
 
-    /// `n` bytes the capture does not have: fine inside a body, fatal inside a head.
+    /// `n` bytes the capture does not have: fine inside a body, fatal inside a head (the part
+    /// of the head already read is still reported, as truncated).
     pub fn skip(&mut self, n: u64) {
         match self.state {
             State::Body(left) | State::FormBody(left) if left >= n => {
@@ -235,10 +399,26 @@ impl Parser {
             }
             State::Opaque | State::Lost => {}
             State::Start => self.state = State::Lost,
+            State::Lines => {
+                self.head.cut = true;
+                self.flush_head();
+                self.lost_midway = true;
+                self.state = State::Lost;
+            }
             _ => {
                 self.lost_midway = true;
                 self.state = State::Lost;
             }
+        }
+    }
+
+    /// The end of the direction: a head still being read is reported as far as it got.
+    fn finish(&mut self) {
+        if self.state == State::Lines {
+            self.head.cut = true;
+            self.flush_head();
+            self.lost_midway = true;
+            self.state = State::Lost;
         }
     }
 
@@ -256,46 +436,89 @@ impl Parser {
             match self.state {
                 State::Lost | State::Opaque => return,
                 State::Start => {
-                    // Decide on the first bytes; keep them while they cannot decide yet.
+                    // Decide on the first bytes; keep a few hundred while they cannot.
                     if !self.buf.is_empty() {
-                        self.buf.extend_from_slice(d);
+                        let take = d.len().min(MAX_UNDECIDED.saturating_sub(self.buf.len()));
+                        self.buf.extend_from_slice(&d[..take]);
                         let first = std::mem::take(&mut self.buf);
                         match self.start(&first) {
-                            Some(true) => self.feed_slow(&first),
-                            Some(false) => {}
-                            None => self.buf = first,
+                            Some(true) => {
+                                self.feed_slow(&first);
+                                d = &d[take..];
+                            }
+                            Some(false) => return,
+                            None => {
+                                self.buf = first;
+                                return;
+                            }
                         }
-                        return;
+                        continue;
                     }
                     match self.start(d) {
                         Some(true) => {}
                         Some(false) => return,
                         None => {
-                            self.buf.extend_from_slice(d);
+                            self.buf.extend_from_slice(&d[..d.len().min(MAX_UNDECIDED)]);
                             return;
                         }
                     }
                 }
                 State::Head => {
-                    if !self.response && self.buf.is_empty() && d[0] == b'P' {
+                    if !self.response && d[0] == b'P' {
                         let n = d.len().min(h2::PREFACE.len());
                         if d[..n] == h2::PREFACE[..n] {
-                            if n < h2::PREFACE.len() {
-                                // The preface split across segments: keep it as a head.
-                                self.buf.extend_from_slice(d);
-                                return;
-                            }
-                            self.enter_h2(true);
                             d = &d[n..];
+                            if n < h2::PREFACE.len() {
+                                self.state = State::Preface(n as u8);
+                            } else {
+                                self.enter_h2(true);
+                            }
                             continue;
                         }
                     }
-                    let used = self.head(d);
-                    if used == 0 {
+                    // Usually the whole head is in one segment: httparse in place.
+                    match self.parse_head(d) {
+                        Some(n) => d = &d[n..],
+                        None => self.begin_lines(),
+                    }
+                }
+                State::Preface(n) => {
+                    let n = usize::from(n);
+                    let k = (h2::PREFACE.len() - n).min(d.len());
+                    if d[..k] != h2::PREFACE[n..n + k] {
+                        // A request whose first letters looked like the preface (`POST`):
+                        // those letters start its head.
+                        self.begin_lines();
+                        self.feed_slow(&h2::PREFACE[..n]);
+                        continue;
+                    }
+                    d = &d[k..];
+                    if n + k == h2::PREFACE.len() {
+                        self.enter_h2(true);
+                    } else {
+                        self.state = State::Preface((n + k) as u8);
+                    }
+                }
+                State::Lines => match memchr::memchr(b'\n', d) {
+                    None => {
+                        self.line_bytes(d);
                         return;
                     }
-                    d = &d[used..];
-                }
+                    Some(i) => {
+                        if self.buf.is_empty() && self.head.line_len == 0 && i <= MAX_LINE {
+                            let l = &d[..i];
+                            self.head_line(l.strip_suffix(b"\r").unwrap_or(l));
+                        } else {
+                            self.line_bytes(&d[..i]);
+                            let line = std::mem::take(&mut self.buf);
+                            self.head_line(line.strip_suffix(b"\r").unwrap_or(&line));
+                            self.buf = line;
+                            self.buf.clear();
+                        }
+                        self.head.line_len = 0;
+                        d = &d[i + 1..];
+                    }
+                },
                 State::Body(left) => {
                     let take = left.min(d.len() as u64);
                     d = &d[take as usize..];
@@ -327,6 +550,11 @@ impl Parser {
                         }
                         return;
                     };
+                    if self.buf.len() + nl > 1024 {
+                        self.state = State::Lost;
+                        self.lost_midway = true;
+                        return;
+                    }
                     self.buf.extend_from_slice(&d[..nl]);
                     d = &d[nl + 1..];
                     let line = std::mem::take(&mut self.buf);
@@ -369,10 +597,8 @@ impl Parser {
                         return;
                     };
                     let mut sink = h2::Sink {
-                        requests: &mut self.requests,
-                        responses: &mut self.responses,
-                        count: &mut self.count,
-                        grpc: &mut self.grpc,
+                        kept: &mut self.kept,
+                        scratch: &mut self.scratch,
                         rules: self.rules,
                     };
                     if !h.feed(d, &mut sink) {
@@ -388,14 +614,13 @@ impl Parser {
     /// Decides what the direction carries from its first bytes: `Some(true)` HTTP (the state
     /// is set), `Some(false)` not HTTP (Lost), `None` too few bytes to say.
     fn start(&mut self, d: &[u8]) -> Option<bool> {
-        const MAX_UNDECIDED: usize = 256;
         if h2::is_server_start(d) {
             // An h2c server starts with a SETTINGS frame.
             self.response = true;
             self.enter_h2(false);
             return Some(true);
         }
-        let need = d.len() < MAX_UNDECIDED;
+        let need = d.len() < MAX_UNDECIDED / 2;
         if d[0] == 0 && d.len() < 9 {
             return None;
         }
@@ -429,124 +654,56 @@ impl Parser {
         self.state = State::H2;
     }
 
-    /// Consumes head bytes from `d`; returns how many were used (0: need more).
-    fn head(&mut self, d: &[u8]) -> usize {
-        if self.buf.is_empty() {
-            // Usually the whole head is in one segment: parse in place, copy only when split.
-            match self.parse_head(d) {
-                Some(n) => n,
-                None if self.state == State::Head => {
-                    self.buf.extend_from_slice(&d[..d.len().min(MAX_HEAD)]);
-                    d.len()
-                }
-                None => d.len(),
-            }
-        } else {
-            let before = self.buf.len();
-            let room = MAX_HEAD.saturating_sub(before);
-            self.buf.extend_from_slice(&d[..d.len().min(room)]);
-            if !self.response
-                && self.buf.len() < h2::PREFACE.len()
-                && h2::PREFACE.starts_with(&self.buf)
-            {
-                return d.len(); // the preface, split: wait for the rest
-            }
-            let buf = std::mem::take(&mut self.buf);
-            let r = if !self.response && buf.starts_with(h2::PREFACE) {
-                self.enter_h2(true);
-                let rest = buf[h2::PREFACE.len()..].to_vec();
-                self.buf = buf;
-                self.buf.clear();
-                self.feed_slow(&rest);
-                return d.len();
-            } else {
-                self.parse_head(&buf)
-            };
-            self.buf = buf;
-            match r {
-                Some(n) => {
-                    self.buf.clear();
-                    n.saturating_sub(before).max(1).min(d.len())
-                }
-                None if self.state == State::Head && self.buf.len() >= MAX_HEAD => {
-                    self.lost(true);
-                    d.len()
-                }
-                None => d.len(),
-            }
-        }
-    }
-
-    /// Parses one head from `bytes`; on success records the message, sets the body state and
-    /// returns the head's length. `None`: incomplete, or the state changed to Lost.
+    /// Parses one head that is whole in `bytes` with httparse; on success records the
+    /// message, sets the body state and returns the head's length. `None`: not whole, or not
+    /// one httparse takes; the line reader decides then.
     fn parse_head(&mut self, bytes: &[u8]) -> Option<usize> {
+        let rules = self.rules;
+        self.scratch.clear();
         if self.response {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut r = httparse::Response::new(&mut headers);
-            return match r.parse(bytes) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let status = r.code.unwrap_or(0);
-                    let hs = &r.headers[..];
-                    self.record_response(status, hs);
-                    let frame = Framing::of(hs);
-                    self.state = match status {
-                        101 if frame.upgrade_h2c => {
-                            self.enter_h2(false);
-                            State::H2
-                        }
-                        101 => State::Opaque,
-                        100..=199 | 204 | 304 => State::Head,
-                        _ if frame.chunked => State::ChunkSize,
-                        _ => match frame.length {
-                            Some(0) => State::Head,
-                            Some(n) => State::Body(n),
-                            None => State::Opaque, // read until close
-                        },
-                    };
-                    Some(n)
-                }
-                Ok(httparse::Status::Partial) => None,
-                Err(_) => {
-                    self.lost(true);
-                    None
-                }
+            let Ok(httparse::Status::Complete(n)) = r.parse(bytes) else {
+                return None;
             };
+            let status = r.code.unwrap_or(0);
+            for h in r.headers.iter() {
+                rules.header(h.name.as_bytes(), h.value, &mut self.scratch);
+            }
+            let frame = Framing::of(r.headers);
+            self.kept.response(status, &mut self.scratch, false);
+            self.after_response(status, frame);
+            return Some(n);
         }
         // Requests parse into uninitialised header slots (no 1.5 KiB of zeroing per head).
         let mut slots =
             [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
         let mut r = httparse::Request::new(&mut []);
-        let (method, path, version, hs, n) = match r.parse_with_uninit_headers(bytes, &mut slots) {
-            Ok(httparse::Status::Complete(n)) => (
-                r.method.unwrap_or(""),
-                r.path.unwrap_or(""),
-                r.version.unwrap_or(1),
-                &r.headers[..],
-                n,
-            ),
-            Ok(httparse::Status::Partial) => return None,
-            // A request line httparse refuses (a space inside the target, as some tools
-            // send): read it the way tshark does, headers still by httparse.
-            Err(_) => {
-                let Some((method, path, version, head_len, hs_at)) = lenient_request(bytes) else {
-                    self.lost(true);
-                    return None;
-                };
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let Ok(httparse::Status::Complete((_, hs))) =
-                    httparse::parse_headers(&bytes[hs_at..], &mut headers)
-                else {
-                    self.lost(true);
-                    return None;
-                };
-                let frame = Framing::of(hs);
-                self.record_request(method, path, version, hs);
-                self.state = body_state(frame, false);
-                return Some(head_len);
-            }
+        let Ok(httparse::Status::Complete(n)) = r.parse_with_uninit_headers(bytes, &mut slots)
+        else {
+            return None;
         };
-        let frame = Framing::of(hs);
-        self.record_request(method, path, version, hs);
+        let method = r.method.unwrap_or("");
+        let target = r.path.unwrap_or("").as_bytes();
+        if target.len() > MAX_LINE || method.len() > MAX_LINE {
+            return None; // the line reader cuts it, the same way whatever the segmentation
+        }
+        let path = rules.target(target, &mut self.scratch);
+        let mut host = None;
+        for h in r.headers.iter() {
+            let name = h.name.as_bytes();
+            if name.len() == 4 && name.eq_ignore_ascii_case(b"host") {
+                if host.is_none() {
+                    host = Some(rules.authority(h.value, &mut self.scratch));
+                }
+            } else {
+                rules.header(name, h.value, &mut self.scratch);
+            }
+        }
+        let frame = Framing::of(r.headers);
+        let version = if r.version == Some(0) { "1.0" } else { "1.1" };
+        self.kept
+            .request(method, host, path, version, &mut self.scratch, false);
         self.state = if method == "CONNECT" {
             State::Opaque
         } else {
@@ -555,78 +712,191 @@ impl Parser {
         Some(n)
     }
 
-    fn lost(&mut self, midway: bool) {
-        self.lost_midway |= midway && self.count > 0;
-        self.state = State::Lost;
-    }
-
-    fn record_request(&mut self, method: &str, path: &str, version: u8, hs: &[httparse::Header]) {
-        self.count += 1;
-        if self.requests.len() >= MAX_MESSAGES {
-            return;
-        }
-        let mut host = None;
-        let mut found = std::mem::take(&mut self.scratch);
-        found.clear();
-        for h in hs {
-            let name = h.name.as_bytes();
-            if name.len() == 4 && name.eq_ignore_ascii_case(b"host") {
-                host = Some(String::from_utf8_lossy(h.value).into_owned());
-            } else {
-                self.rules.header(name, h.value, &mut found);
+    fn after_response(&mut self, status: u16, frame: Framing) {
+        self.state = match status {
+            101 if frame.upgrade_h2c => {
+                self.enter_h2(false);
+                State::H2
             }
-        }
-        if let Some(q) = memchr::memchr(b'?', path.as_bytes()) {
-            self.rules
-                .params("query", &path.as_bytes()[q + 1..], &mut found);
-        }
-        let (sensitive, evidence) = split(&mut found);
-        self.scratch = found;
-        self.requests.push(HttpRequest {
-            method: static_method(method),
-            host,
-            path: path.to_string(),
-            version: Cow::Borrowed(if version == 0 { "1.0" } else { "1.1" }),
-            sensitive,
-            evidence,
-        });
+            101 => State::Opaque,
+            100..=199 | 204 | 304 => State::Head,
+            _ if frame.chunked => State::ChunkSize,
+            _ => match frame.length {
+                Some(0) => State::Head,
+                Some(n) => State::Body(n),
+                None => State::Opaque, // read until close
+            },
+        };
     }
 
-    fn record_response(&mut self, status: u16, hs: &[httparse::Header]) {
-        self.count += 1;
-        if self.responses.len() >= MAX_MESSAGES {
+    /// From now on the head is read line by line (from its first byte).
+    fn begin_lines(&mut self) {
+        self.state = State::Lines;
+        self.buf.clear();
+        self.scratch.clear();
+        let h = &mut self.head;
+        h.lines = 0;
+        h.line_len = 0;
+        h.cut = false;
+        h.method.clear();
+        h.path.clear();
+        h.minor = 1;
+        h.status = 0;
+        h.host = None;
+        h.frame = Framing::default();
+    }
+
+    /// Part of a line: kept up to `MAX_LINE`, counted beyond.
+    fn line_bytes(&mut self, part: &[u8]) {
+        let room = MAX_LINE.saturating_sub(self.buf.len());
+        self.buf.extend_from_slice(&part[..part.len().min(room)]);
+        self.head.line_len = self.head.line_len.saturating_add(part.len());
+        if self.head.line_len > MAX_LINE {
+            self.head.cut = true;
+        }
+    }
+
+    /// One line of a head (without its line end; cut to `MAX_LINE` if it was longer).
+    fn head_line(&mut self, line: &[u8]) {
+        let rules = self.rules;
+        if self.head.lines == 0 {
+            if line.is_empty() {
+                return; // empty lines before a message are allowed (RFC 9112 §2.2)
+            }
+            self.head.lines = 1;
+            if !self.start_line(line) {
+                self.lost(true);
+            }
             return;
         }
-        let mut found = std::mem::take(&mut self.scratch);
-        found.clear();
-        for h in hs {
-            self.rules.header(h.name.as_bytes(), h.value, &mut found);
+        self.head.lines = self.head.lines.saturating_add(1);
+        if line.is_empty() {
+            self.flush_head();
+            return;
         }
-        let (sensitive, evidence) = split(&mut found);
-        self.scratch = found;
-        self.responses.push(HttpResponse {
-            status,
-            sensitive,
-            evidence,
-        });
+        if matches!(line[0], b' ' | b'\t') {
+            return; // obsolete line folding: a continuation, nothing to judge by name
+        }
+        let Some(colon) = memchr::memchr(b':', line) else {
+            self.lost(true);
+            return;
+        };
+        let name = &line[..colon];
+        if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
+            self.lost(true);
+            return;
+        }
+        let value = line[colon + 1..].trim_ascii();
+        self.head.frame.observe(name, value);
+        if !self.response && name.len() == 4 && name.eq_ignore_ascii_case(b"host") {
+            if self.head.host.is_none() {
+                self.head.host = Some(rules.authority(value, &mut self.scratch));
+            }
+        } else {
+            rules.header(name, value, &mut self.scratch);
+        }
+    }
+
+    /// The start line of a head read line by line; `false` if it is not one.
+    fn start_line(&mut self, line: &[u8]) -> bool {
+        let cut = self.head.line_len > MAX_LINE;
+        if self.response {
+            if !crate::classify::http::is_response_start(line) {
+                return false;
+            }
+            self.head.status = line[9..12]
+                .iter()
+                .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+            return true;
+        }
+        // Read the way tshark does: a target with a space in it ends at the space.
+        let Some(sp) = memchr::memchr(b' ', line) else {
+            return false;
+        };
+        let method = &line[..sp];
+        if method.is_empty() || !method.iter().all(|&b| is_token(b)) {
+            return false;
+        }
+        let rest = &line[sp + 1..];
+        let target_end = match rest.len().checked_sub(9) {
+            Some(v) if rest[v] == b' ' && rest[v + 1..].starts_with(b"HTTP/1.") => {
+                self.head.minor = u8::from(rest[v + 8] != b'0');
+                if !matches!(rest[v + 8], b'0' | b'1') {
+                    return false;
+                }
+                v
+            }
+            // The line was longer than what is kept: its version is in the part not kept.
+            _ if cut => rest.len(),
+            _ => return false,
+        };
+        let target = &rest[..target_end];
+        let target = &target[..memchr::memchr(b' ', target).unwrap_or(target.len())];
+        self.head.method.push_str(&String::from_utf8_lossy(method));
+        self.head.path = self.rules.target(target, &mut self.scratch);
+        true
+    }
+
+    /// The head read line by line is complete (or ends here, cut): record it.
+    fn flush_head(&mut self) {
+        if self.head.lines == 0 {
+            return;
+        }
+        self.head.lines = 0;
+        let frame = self.head.frame;
+        let cut = self.head.cut;
+        if self.response {
+            let status = self.head.status;
+            self.kept.response(status, &mut self.scratch, cut);
+            self.after_response(status, frame);
+            return;
+        }
+        let method = std::mem::take(&mut self.head.method);
+        let path = std::mem::take(&mut self.head.path);
+        let host = self.head.host.take();
+        let version = if self.head.minor == 0 { "1.0" } else { "1.1" };
+        self.kept
+            .request(&method, host, path, version, &mut self.scratch, cut);
+        self.state = if method == "CONNECT" {
+            State::Opaque
+        } else {
+            body_state(frame, true)
+        };
+        self.head.method = method;
+        self.head.method.clear();
+    }
+
+    fn lost(&mut self, midway: bool) {
+        self.lost_midway |= midway && self.kept.count > 0;
+        self.state = State::Lost;
     }
 
     /// A form body has been read (up to `MAX_FORM`): note credential parameters.
     fn form_done(&mut self) {
         let body = std::mem::take(&mut self.buf);
-        let mut found = Vec::new();
+        let mut found = std::mem::take(&mut self.scratch);
+        found.clear();
         self.rules.params("form", &body, &mut found);
-        if let Some(r) = self.requests.last_mut() {
-            for s in found {
-                if !r.sensitive.contains(&s.label) {
-                    r.sensitive.push(s.label);
-                    r.evidence.push(s.evidence);
+        match self.kept.requests.last_mut() {
+            Some(r) if self.kept.last_listed => {
+                for s in found.drain(..) {
+                    if !r.sensitive.contains(&s.label) {
+                        r.sensitive.push(s.label);
+                        r.evidence.push(s.evidence);
+                    }
                 }
             }
+            _ => self.kept.unlist(&mut found),
         }
+        self.scratch = found;
         self.buf = body;
         self.buf.clear();
     }
+}
+
+/// A `tchar` of RFC 9110 §5.6.2 (header names and methods).
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn static_method(m: &str) -> Cow<'static, str> {
@@ -660,24 +930,6 @@ fn parse_hex(h: &[u8]) -> Option<u64> {
     u64::from_str_radix(h, 16).ok()
 }
 
-/// (method, path, minor version, head length, offset of the headers) of a request whose line
-/// httparse rejects but which ends in ` HTTP/1.x`; `None` when the head is not complete.
-fn lenient_request(b: &[u8]) -> Option<(&str, &str, u8, usize, usize)> {
-    let nl = memchr::memchr(b'\n', b)?;
-    let line = b[..nl].strip_suffix(b"\r").unwrap_or(&b[..nl]);
-    let line = std::str::from_utf8(line).ok()?;
-    let (method, rest) = line.split_once(' ')?;
-    let (target, version) = rest.rsplit_once(' ')?;
-    let minor = match version {
-        "HTTP/1.0" => 0,
-        "HTTP/1.1" => 1,
-        _ => return None,
-    };
-    let path = target.split(' ').next()?;
-    let end = memchr::memmem::find(b, b"\r\n\r\n").map(|i| i + 4)?;
-    Some((method, path, minor, end, nl + 1))
-}
-
 /// What a head says about the body that follows it.
 #[derive(Debug, Default, Clone, Copy)]
 struct Framing {
@@ -691,33 +943,36 @@ impl Framing {
     fn of(hs: &[httparse::Header]) -> Framing {
         let mut f = Framing::default();
         for h in hs {
-            let n = h.name.as_bytes();
-            match n.len() {
-                17 if n.eq_ignore_ascii_case(b"transfer-encoding") => {
-                    f.chunked |= h
-                        .value
-                        .split(|&b| b == b',')
-                        .any(|t| trim_ascii(t).eq_ignore_ascii_case(b"chunked"));
-                }
-                14 if n.eq_ignore_ascii_case(b"content-length") => {
-                    f.length = std::str::from_utf8(h.value)
-                        .ok()
-                        .and_then(|v| v.trim().parse::<u64>().ok());
-                }
-                12 if n.eq_ignore_ascii_case(b"content-type") => {
-                    f.form = h.value.len() >= 33
-                        && h.value[..33].eq_ignore_ascii_case(b"application/x-www-form-urlencoded");
-                }
-                7 if n.eq_ignore_ascii_case(b"upgrade") => {
-                    f.upgrade_h2c |= h
-                        .value
-                        .split(|&b| b == b',')
-                        .any(|t| trim_ascii(t).eq_ignore_ascii_case(b"h2c"));
-                }
-                _ => {}
-            }
+            f.observe(h.name.as_bytes(), h.value);
         }
         f
+    }
+
+    /// One header field.
+    fn observe(&mut self, n: &[u8], value: &[u8]) {
+        let f = self;
+        match n.len() {
+            17 if n.eq_ignore_ascii_case(b"transfer-encoding") => {
+                f.chunked |= value
+                    .split(|&b| b == b',')
+                    .any(|t| trim_ascii(t).eq_ignore_ascii_case(b"chunked"));
+            }
+            14 if n.eq_ignore_ascii_case(b"content-length") => {
+                f.length = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+            }
+            12 if n.eq_ignore_ascii_case(b"content-type") => {
+                f.form = value.len() >= 33
+                    && value[..33].eq_ignore_ascii_case(b"application/x-www-form-urlencoded");
+            }
+            7 if n.eq_ignore_ascii_case(b"upgrade") => {
+                f.upgrade_h2c |= value
+                    .split(|&b| b == b',')
+                    .any(|t| trim_ascii(t).eq_ignore_ascii_case(b"h2c"));
+            }
+            _ => {}
+        }
     }
 }
 
@@ -747,6 +1002,8 @@ pub fn facts(client: &mut HttpStream, server: &mut HttpStream) -> Option<HttpFac
 }
 
 fn parser_facts(client: &mut Parser, server: &mut Parser) -> Option<HttpFacts> {
+    client.finish();
+    server.finish();
     let (req, resp) = if client.response && !server.response {
         (server, client)
     } else {
@@ -756,22 +1013,40 @@ fn parser_facts(client: &mut Parser, server: &mut Parser) -> Option<HttpFacts> {
         return None;
     }
     let h2 = req.h2.is_some() || resp.h2.is_some();
+    let (rq, rs) = (!req.response, resp.response);
+    let truncated =
+        if rq { req.kept.truncated } else { 0 } + if rs { resp.kept.truncated } else { 0 };
+    let mut unlisted = Vec::new();
+    if rq {
+        unlisted.append(&mut req.kept.unlisted);
+    }
+    if rs {
+        for s in resp.kept.unlisted.drain(..) {
+            if !unlisted.iter().any(|u: &Sensitive| u.label == s.label) {
+                unlisted.push(s);
+            }
+        }
+    }
+    let (unlisted_sensitive, unlisted_evidence) = split(&mut unlisted);
     Some(HttpFacts {
-        requests: if req.response {
-            Vec::new()
-        } else {
-            std::mem::take(&mut req.requests)
-        },
-        responses: if resp.response {
-            std::mem::take(&mut resp.responses)
+        requests: if rq {
+            std::mem::take(&mut req.kept.requests)
         } else {
             Vec::new()
         },
-        request_count: if req.response { 0 } else { req.count },
-        response_count: if resp.response { resp.count } else { 0 },
-        incomplete: req.lost_midway || resp.lost_midway,
+        responses: if rs {
+            std::mem::take(&mut resp.kept.responses)
+        } else {
+            Vec::new()
+        },
+        request_count: if rq { req.kept.count } else { 0 },
+        response_count: if rs { resp.kept.count } else { 0 },
+        incomplete: req.lost_midway || resp.lost_midway || truncated > 0,
+        truncated,
+        unlisted_sensitive,
+        unlisted_evidence,
         h2,
-        grpc: req.grpc,
+        grpc: req.kept.grpc,
     })
 }
 

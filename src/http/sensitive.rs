@@ -34,25 +34,100 @@ pub fn is_api_key_header(name: &[u8]) -> bool {
     (6..=20).contains(&name.len()) && NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
-/// Parameter names that carry credentials in query strings and form bodies.
+/// Parameter names that carry credentials in query strings, fragments and form bodies,
+/// compared as the header names are: case-insensitively, exactly, after percent-decoding and
+/// with `-` read as `_` (docs/schema.md lists them). Names ending in `_token`, `_secret` or
+/// `_password` count too (`refresh_token`, `db_password`).
 pub fn is_secret_param(name: &[u8]) -> bool {
-    const NAMES: [&[u8]; 14] = [
+    const NAMES: [&[u8]; 33] = [
         b"password",
         b"passwd",
         b"pwd",
         b"pass",
+        b"passphrase",
         b"token",
         b"access_token",
         b"refresh_token",
         b"id_token",
+        b"auth_token",
         b"api_key",
         b"apikey",
         b"secret",
         b"client_secret",
         b"auth",
         b"key",
+        b"session",
+        b"sessionid",
+        b"session_id",
+        b"sid",
+        b"sig",
+        b"signature",
+        b"jwt",
+        b"credential",
+        b"credentials",
+        b"private_token",
+        b"otp",
+        b"x_amz_signature",
+        b"x_amz_credential",
+        b"x_amz_security_token",
+        b"x_goog_signature",
+        b"x_goog_credential",
+        b"code_verifier",
     ];
-    (3..=13).contains(&name.len()) && NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+    const SUFFIXES: [&[u8]; 3] = [b"_token", b"_secret", b"_password"];
+    // Normalised on the stack: no allocation per parameter.
+    let mut buf = [0u8; 64];
+    let mut n = 0;
+    let mut i = 0;
+    while i < name.len() {
+        if n == buf.len() {
+            return false;
+        }
+        let mut b = name[i];
+        if b == b'%' {
+            if let (Some(h), Some(l)) = (
+                name.get(i + 1).and_then(|c| (*c as char).to_digit(16)),
+                name.get(i + 2).and_then(|c| (*c as char).to_digit(16)),
+            ) {
+                b = (h * 16 + l) as u8;
+                i += 2;
+            }
+        }
+        buf[n] = match b.to_ascii_lowercase() {
+            b'-' => b'_',
+            c => c,
+        };
+        n += 1;
+        i += 1;
+    }
+    let name = &buf[..n];
+    NAMES.contains(&name)
+        || SUFFIXES
+            .iter()
+            .any(|s| name.len() > s.len() && name.ends_with(s))
+}
+
+/// The userinfo of an absolute-form target (`http://user:pass@host/...`), as a byte range.
+fn userinfo_span(t: &[u8]) -> Option<(usize, usize)> {
+    let colon = memchr::memchr(b':', t.get(..t.len().min(32))?)?;
+    let scheme = &t[..colon];
+    if scheme.is_empty()
+        || !scheme[0].is_ascii_alphabetic()
+        || !scheme
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        || !t[colon..].starts_with(b"://")
+    {
+        return None;
+    }
+    let start = colon + 3;
+    let rest = &t[start..];
+    let end = rest
+        .iter()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let at = memchr::memrchr(b'@', &rest[..end])?;
+    Some((start, start + at))
 }
 
 fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -128,26 +203,116 @@ impl Rules {
 
     /// `a=b&c=d` of a query string (`kind` "query") or a form body (`kind` "form").
     pub fn params(&self, kind: &str, params: &[u8], out: &mut Vec<Sensitive>) {
+        self.params_into(kind, params, out, None);
+    }
+
+    /// The parameters of `params`; with `shown`, also appends them to it as the report shows
+    /// them (each credential value replaced by `<redacted, N bytes>`).
+    fn params_into(
+        &self,
+        kind: &str,
+        params: &[u8],
+        out: &mut Vec<Sensitive>,
+        mut shown: Option<&mut String>,
+    ) {
         if memchr::memchr(b'=', params).is_none() {
+            if let Some(s) = shown {
+                s.push_str(&lossy(params));
+            }
             return;
         }
-        for pair in params.split(|&b| b == b'&') {
-            let Some(eq) = memchr::memchr(b'=', pair) else {
-                continue;
-            };
-            let (name, value) = (&pair[..eq], &pair[eq + 1..]);
-            if !is_secret_param(name) {
-                continue;
+        let mut rest = params;
+        loop {
+            let end = rest
+                .iter()
+                .position(|&b| b == b'&' || b == b';')
+                .unwrap_or(rest.len());
+            let pair = &rest[..end];
+            let secret = memchr::memchr(b'=', pair).filter(|&eq| is_secret_param(&pair[..eq]));
+            match secret {
+                Some(eq) => {
+                    let (name, value) = (&pair[..eq], &pair[eq + 1..]);
+                    if let Some(s) = shown.as_deref_mut() {
+                        s.push_str(&lossy(name));
+                        s.push('=');
+                        self.value(s, value);
+                    }
+                    let lower = lossy(name).to_ascii_lowercase();
+                    let mut ev = String::with_capacity(48);
+                    ev.push_str(kind);
+                    ev.push(' ');
+                    ev.push_str(&lower);
+                    ev.push('=');
+                    self.value(&mut ev, value);
+                    push(out, format!("{kind}:{lower}"), ev);
+                }
+                None => {
+                    if let Some(s) = shown.as_deref_mut() {
+                        s.push_str(&lossy(pair));
+                    }
+                }
             }
-            let name = lossy(name).to_ascii_lowercase();
-            let mut ev = String::with_capacity(48);
-            ev.push_str(kind);
-            ev.push(' ');
-            ev.push_str(&name);
-            ev.push('=');
-            self.value(&mut ev, value);
-            push(out, format!("{kind}:{name}"), ev);
+            if end == rest.len() {
+                break;
+            }
+            if let Some(s) = shown.as_deref_mut() {
+                s.push(char::from(rest[end]));
+            }
+            rest = &rest[end + 1..];
         }
+    }
+
+    /// The request target as the report stores and prints it: the userinfo of an
+    /// absolute-form target and the value of every credential parameter (query and fragment)
+    /// replaced by `<redacted, N bytes>` unless secrets are shown; what it hides is pushed to
+    /// `out` (`userinfo`, `query:<name>`). Every path in the report is made by this function,
+    /// so no printer ever holds a raw one.
+    pub fn target(&self, t: &[u8], out: &mut Vec<Sensitive>) -> String {
+        let mut s = String::with_capacity(t.len() + 8);
+        let mut rest = t;
+        if let Some((a, b)) = userinfo_span(t) {
+            s.push_str(&lossy(&t[..a]));
+            self.value(&mut s, &t[a..b]);
+            self.userinfo(&t[a..b], out);
+            rest = &t[b..];
+        }
+        match memchr::memchr2(b'?', b'#', rest) {
+            None => s.push_str(&lossy(rest)),
+            Some(q) => {
+                s.push_str(&lossy(&rest[..=q]));
+                let tail = &rest[q + 1..];
+                // A fragment is not sent by browsers, but a token in one is still a token.
+                match memchr::memchr(b'#', tail).filter(|_| rest[q] == b'?') {
+                    Some(h) => {
+                        self.params_into("query", &tail[..h], out, Some(&mut s));
+                        s.push('#');
+                        self.params_into("query", &tail[h + 1..], out, Some(&mut s));
+                    }
+                    None => self.params_into("query", tail, out, Some(&mut s)),
+                }
+            }
+        }
+        s
+    }
+
+    /// A `Host` or `:authority` value, its userinfo (if any) redacted as in `target`.
+    pub fn authority(&self, v: &[u8], out: &mut Vec<Sensitive>) -> String {
+        match memchr::memrchr(b'@', v) {
+            None => lossy(v).into_owned(),
+            Some(at) => {
+                let mut s = String::with_capacity(v.len());
+                self.value(&mut s, &v[..at]);
+                s.push_str(&lossy(&v[at..]));
+                self.userinfo(&v[..at], out);
+                s
+            }
+        }
+    }
+
+    fn userinfo(&self, ui: &[u8], out: &mut Vec<Sensitive>) {
+        let mut ev = String::from("URL userinfo ");
+        self.value(&mut ev, ui);
+        push(out, "userinfo".into(), ev);
     }
 
     fn value(&self, out: &mut String, v: &[u8]) {
@@ -185,8 +350,33 @@ impl Rules {
     }
 }
 
-fn push(out: &mut Vec<Sensitive>, label: String, evidence: String) {
-    if out.len() < 32 {
+/// Distinct sensitive items kept per message; a message that reaches it is reported as
+/// truncated (`HttpFacts::truncated`).
+pub const MAX_ITEMS: usize = 16;
+/// A label is kept this far (an `Authorization` scheme is the peer's choice of length).
+pub const MAX_LABEL: usize = 96;
+/// Evidence is kept this far (cookie names are shown, and `--show-secrets` shows values).
+pub const MAX_EVIDENCE: usize = 512;
+
+/// `s` cut to at most `max` bytes at a character boundary, marked with `…`.
+pub fn cut_to(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    let mut at = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    s.truncate(at);
+    s.push('…');
+    true
+}
+
+/// Each label once (its first evidence), so repeating one header cannot push out another.
+fn push(out: &mut Vec<Sensitive>, mut label: String, mut evidence: String) {
+    cut_to(&mut label, MAX_LABEL);
+    if out.len() < MAX_ITEMS && !out.iter().any(|s| s.label == label) {
+        cut_to(&mut evidence, MAX_EVIDENCE);
         out.push(Sensitive { label, evidence });
     }
 }

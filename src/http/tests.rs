@@ -200,3 +200,151 @@ fn mutated_messages_keep_the_fuzz_invariants() {
         }
     }
 }
+
+/// Issue 11: a head with more than 48 fields, or longer than 16 KiB, was dropped silently
+/// (request not reported, its Authorization never found, `incomplete: false`).
+#[test]
+fn heads_of_any_size_are_reported_with_every_sensitive_header() {
+    for (fields, filler) in [(49usize, 8usize), (200, 8), (40, 600), (3000, 30)] {
+        let mut head = b"GET /big?password=s3cr3t-VALUE-123 HTTP/1.1\r\nHost: h\r\n".to_vec();
+        for i in 0..fields {
+            head.extend(format!("X-Filler-{i}: {}\r\n", "f".repeat(filler)).bytes());
+        }
+        head.extend_from_slice(b"Authorization: Bearer s3cr3t-TOKEN-456\r\nCookie: a=b\r\n\r\n");
+        head.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n");
+        let resp: &[u8] = b"HTTP/1.1 204 No Content\r\n\r\n";
+        for piece in [usize::MAX, 1400, 7] {
+            let f = run(&head, resp, piece);
+            let paths: Vec<_> = f.requests.iter().map(|r| r.path.as_str()).collect();
+            assert_eq!(
+                paths,
+                ["/big?password=<redacted, 16 bytes>", "/next"],
+                "{fields}x{filler} in pieces of {piece}"
+            );
+            assert_eq!(
+                f.requests[0].sensitive,
+                ["query:password", "authorization:bearer", "cookie"],
+                "{fields}x{filler} in pieces of {piece}"
+            );
+            assert!(!f.incomplete, "nothing was cut");
+            assert!(!format!("{f:?}").contains("s3cr3t"));
+        }
+    }
+}
+
+#[test]
+fn a_line_longer_than_the_cap_is_cut_reported_and_flagged() {
+    let mut head = b"GET /a HTTP/1.1\r\nX-Long: ".to_vec();
+    head.extend(std::iter::repeat_n(b'x', 100_000));
+    head.extend_from_slice(b"\r\nAuthorization: Basic dXNlcjpwYXNz\r\n\r\n");
+    let f = run(&head, b"", 1000);
+    assert_eq!(f.requests.len(), 1);
+    assert_eq!(f.requests[0].sensitive, ["authorization:basic"]);
+    assert!(f.incomplete && f.truncated == 1);
+    // A head that never ends is still reported, as far as it got, when the flow ends.
+    let mut endless = b"POST /upload HTTP/1.1\r\nAuthorization: Basic eDp5\r\n".to_vec();
+    for i in 0..10_000 {
+        endless.extend(format!("X-{i}: y\r\n").bytes());
+    }
+    let mut c = HttpStream::default();
+    c.reset(false);
+    feed_all(&mut c, &endless, 1448);
+    let buf = c.parser.as_ref().unwrap().buf.capacity();
+    assert!(buf <= MAX_LINE, "line buffer grew to {buf}");
+    let f = facts(&mut c, &mut HttpStream::default()).unwrap();
+    assert_eq!(f.requests[0].path, "/upload");
+    assert_eq!(f.requests[0].sensitive, ["authorization:basic"]);
+    assert!(f.incomplete);
+}
+
+#[test]
+fn credentials_in_targets_are_redacted_and_named() {
+    let req = b"GET http://alice:s3cr3t-USERINFO@proxy.test:8080/p?q=1&Access_Token=s3cr3t-A;api-key=s3cr3t-B&pass%77ord=s3cr3t-C#sig=s3cr3t-D HTTP/1.1\r\nHost: bob:s3cr3t-HOST@h\r\n\r\n";
+    let f = run(req, b"", usize::MAX);
+    let r = &f.requests[0];
+    assert_eq!(
+        r.path,
+        "http://<redacted, 21 bytes>@proxy.test:8080/p?q=1&Access_Token=<redacted, 8 bytes>;\
+         api-key=<redacted, 8 bytes>&pass%77ord=<redacted, 8 bytes>#sig=<redacted, 8 bytes>"
+    );
+    assert_eq!(r.host.as_deref(), Some("<redacted, 15 bytes>@h"));
+    assert_eq!(
+        r.sensitive,
+        [
+            "userinfo",
+            "query:access_token",
+            "query:api-key",
+            "query:pass%77ord",
+            "query:sig"
+        ]
+    );
+    assert!(!format!("{f:?}").contains("s3cr3t"), "{f:?}");
+    // Shown when asked for.
+    let (mut c, mut s) = (HttpStream::default(), HttpStream::default());
+    c.reset(true);
+    s.reset(true);
+    c.feed(req);
+    let f = facts(&mut c, &mut s).unwrap();
+    assert!(f.requests[0].path.contains("alice:s3cr3t-USERINFO@"));
+    assert!(f.requests[0].path.contains("Access_Token=s3cr3t-A;"));
+}
+
+/// Issue 11: h2c header blocks grew without limit (CONTINUATION after CONTINUATION).
+#[test]
+fn endless_continuation_frames_stay_within_the_block_cap() {
+    let mut enc = loona_hpack::Encoder::new();
+    let block = enc.encode([
+        (&b":method"[..], &b"GET"[..]),
+        (b":path", b"/c?token=s3cr3t-H2"),
+        (b"authorization", b"Bearer s3cr3t-H2-BEARER"),
+    ]);
+    let mut c = HttpStream::default();
+    c.reset(false);
+    c.feed(PREFACE_BYTES);
+    c.feed(&frame(1, 0, 1, &block));
+    let filler = frame(9, 0, 1, &[0x40; 16_000]);
+    let mut max = 0;
+    for _ in 0..2000 {
+        // 32 MB of CONTINUATION, none of it ending the block.
+        c.feed(&filler);
+        let p = c.parser.as_ref().unwrap();
+        let cap = p.h2.as_ref().unwrap().block_capacity() + p.buf.capacity();
+        max = max.max(cap);
+    }
+    assert!(max <= h2::MAX_BLOCK, "h2 buffers grew to {max} bytes");
+    c.feed(&frame(9, 0x4, 1, &[0x40]));
+    let f = facts(&mut c, &mut HttpStream::default()).unwrap();
+    // Decoded as far as the cap: the request and its credentials, truncated and incomplete.
+    assert_eq!(f.requests.len(), 1);
+    assert_eq!(f.requests[0].path, "/c?token=<redacted, 9 bytes>");
+    assert_eq!(
+        f.requests[0].sensitive,
+        ["query:token", "authorization:bearer"]
+    );
+    assert!(f.incomplete && f.truncated == 1);
+}
+
+#[test]
+fn credentials_beyond_the_listed_messages_are_still_found() {
+    // Beyond MAX_MESSAGES (short paths) and beyond MAX_KEPT (long paths, few messages).
+    for (n, len) in [(200, 1), (30, 2000)] {
+        let mut c2s = Vec::new();
+        for i in 0..n {
+            c2s.extend(format!("GET /{i}/{} HTTP/1.1\r\nHost: h\r\n\r\n", "p".repeat(len)).bytes());
+        }
+        c2s.extend_from_slice(b"GET /late HTTP/1.1\r\nAuthorization: Bearer s3cr3t-LATE\r\n\r\n");
+        let f = run(&c2s, b"", usize::MAX);
+        assert_eq!(f.request_count, n as u64 + 1);
+        assert!(f.requests.len() < n, "{} listed", f.requests.len());
+        assert_eq!(f.unlisted_sensitive, ["authorization:bearer"]);
+        assert_eq!(
+            f.sensitive().collect::<Vec<_>>(),
+            [(
+                "authorization:bearer",
+                "Authorization: Bearer <redacted, 11 bytes>"
+            )]
+        );
+        let kept: usize = f.requests.iter().map(|r| r.path.len()).sum();
+        assert!(kept <= MAX_KEPT, "{kept} bytes of paths kept");
+    }
+}

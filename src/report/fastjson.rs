@@ -335,6 +335,9 @@ fn http(out: &mut Vec<u8>, h: &crate::http::HttpFacts) {
     o.num(k!("request_count"), h.request_count);
     o.num(k!("response_count"), h.response_count);
     o.bool(k!("incomplete"), h.incomplete);
+    o.num(k!("truncated"), h.truncated);
+    o.strs(k!("unlisted_sensitive"), &h.unlisted_sensitive);
+    o.strs(k!("unlisted_evidence"), &h.unlisted_evidence);
     o.bool(k!("h2"), h.h2);
     o.bool(k!("grpc"), h.grpc);
     o.end();
