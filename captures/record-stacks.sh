@@ -282,11 +282,11 @@ s_client -cert client.crt -key client.key -sess_out sess2.pem
 start_capture "$out/tls13-resume-only-openssl.pcap" $port
 s_client -sess_in sess2.pem
 stop $srv; case_end tls13-resume-only-openssl
-# psk_ke (no key share: no forward secrecy) — OpenSSL offers it with -allow_no_dhe_kex.
-case_begin tls13-resume-psk-ke-openssl; openssl_server -naccept 2 -allow_no_dhe_kex
+# The client offers psk_ke too (-allow_no_dhe_kex); OpenSSL 3.0 servers still pick psk_dhe_ke.
+case_begin tls13-resume-offers-psk-ke-openssl; openssl_server -naccept 2 -allow_no_dhe_kex
 s_client -cert client.crt -key client.key -sess_out sess3.pem -allow_no_dhe_kex
 s_client -sess_in sess3.pem -allow_no_dhe_kex
-stop $srv; case_end tls13-resume-psk-ke-openssl
+stop $srv; case_end tls13-resume-offers-psk-ke-openssl
 # Go client and server, mutual TLS, two connections: the second resumes.
 if [ -x "$B/tlspeer" ]; then
   case_begin tls13-resume-go

@@ -64,7 +64,9 @@ pub mod ext {
     pub const SUPPORTED_GROUPS: u16 = 10;
     pub const SIGNATURE_ALGORITHMS: u16 = 13;
     pub const ALPN: u16 = 16;
+    pub const PRE_SHARED_KEY: u16 = 41;
     pub const SUPPORTED_VERSIONS: u16 = 43;
+    pub const PSK_KEY_EXCHANGE_MODES: u16 = 45;
     pub const KEY_SHARE: u16 = 51;
     pub const ENCRYPTED_CLIENT_HELLO: u16 = 0xfe0d;
 }
@@ -93,8 +95,12 @@ pub struct ClientHello {
     pub groups: Vec<u16>,
     pub key_share_groups: Vec<u16>,
     pub signature_algorithms: Vec<u16>,
-    /// The SSLv2 compatibility form (RFC 6101 appendix E.2), cipher specs not decoded.
+    /// psk_key_exchange_modes (RFC 8446 §4.2.9): 0 psk_ke, 1 psk_dhe_ke.
+    pub psk_modes: Vec<u8>,
+    /// The SSLv2 compatibility form (RFC 6101 appendix E.2); `ciphers` holds its TLS suites.
     pub sslv2: bool,
+    /// SSLv2 form: every cipher spec (3 bytes each), SSLv2 kinds included.
+    pub sslv2_specs: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,6 +116,21 @@ pub struct ServerHello {
 impl ServerHello {
     pub fn version(&self) -> u16 {
         self.selected_version.unwrap_or(self.legacy_version)
+    }
+    /// TLS 1.3: the server accepted one of the client's PSKs (a resumption ticket or an
+    /// external key), so neither side sends a Certificate (RFC 8446 §2.2, §4.2.11).
+    pub fn accepted_psk(&self) -> bool {
+        self.extensions.contains(&ext::PRE_SHARED_KEY)
+    }
+    /// With a PSK: psk_dhe_ke when the server also sent a key_share, psk_ke when not.
+    pub fn psk_mode(&self) -> Option<&'static str> {
+        self.accepted_psk().then(|| {
+            if self.extensions.contains(&ext::KEY_SHARE) {
+                "psk_dhe_ke"
+            } else {
+                "psk_ke"
+            }
+        })
     }
 }
 
@@ -176,6 +197,9 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
                 while let Some(s) = list.u16() {
                     ch.signature_algorithms.push(s);
                 }
+            }
+            ext::PSK_KEY_EXCHANGE_MODES => {
+                ch.psk_modes = d.vec8().unwrap_or(&[]).to_vec();
             }
             ext::KEY_SHARE => {
                 let mut list = Reader(d.vec16().unwrap_or(&[]));
