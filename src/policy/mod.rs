@@ -275,7 +275,8 @@ fn tls_verdict(t: &TlsFacts, place: Place, istio: bool) -> Verdict {
         )
     };
     if let Some(ver) = t.version.as_deref() {
-        if matches!(ver, "1.0" | "1.1" | "SSL 3.0" | "SSL 2.0") {
+        // names::version spells SSL as "ssl3"/"ssl2" (the old spellings kept for safety).
+        if matches!(ver, "1.0" | "1.1" | "ssl3" | "ssl2" | "SSL 3.0" | "SSL 2.0") {
             v.findings.push(Finding {
                 rule: "weak-tls-version".into(),
                 severity: Severity::Medium,

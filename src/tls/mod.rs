@@ -455,11 +455,16 @@ pub fn analyze(
         .iter()
         .find(|(t, _)| *t == msg::CLIENT_HELLO)
         .and_then(|(_, b)| handshake::parse_client_hello(b));
-    if ch.is_none()
-        && crate::classify::tls::sslv2_client_hello(client.kept.get(c_start..).unwrap_or(&[]))
-    {
-        // Labelled through `ClientHello::sslv2` (no JA4 for it).
-        ch = handshake::parse_sslv2_client_hello(&client.kept[c_start..]);
+    // The SSLv2-format hello is at the stream's start, before the TLS records the walker
+    // follows (or, when none followed, where the walker would have started).
+    let hello_at = if client.walker.sslv2_hello.is_some() {
+        0
+    } else {
+        c_start
+    };
+    if ch.is_none() {
+        // Labelled through `ClientHello::sslv2` (no JA4 for it: docs/tls.md).
+        ch = handshake::parse_sslv2_client_hello(client.kept.get(hello_at..).unwrap_or(&[]));
     }
 
     let version = sh.as_ref().map(ServerHello::version);
@@ -533,7 +538,7 @@ pub fn analyze(
         client_cert,
         certificates,
         alerts,
-        prefix: prefix_kind(client.kept, c_start),
+        prefix: prefix_kind(client.kept, hello_at),
         handshake_truncated: c_msgs.truncated
             || s_msgs.truncated
             || (c_cut && ch.is_none())

@@ -4,6 +4,8 @@
 //
 //   java TlsPeer server PORT KEYSTORE.p12 PASS     requires a client certificate; one connection
 //   java TlsPeer client HOST PORT [KEYSTORE.p12 PASS]
+//   java TlsPeer sslv2hello HOST PORT     a TLS 1.2 handshake begun with an SSLv2-format
+//                                          ClientHello (JSSE's "SSLv2Hello" pseudo-protocol)
 import javax.net.ssl.*;
 import java.io.*;
 import java.security.KeyStore;
@@ -43,6 +45,21 @@ public class TlsPeer {
                 s.getOutputStream().flush();
             } catch (IOException e) {
                 System.err.println("TlsPeer server: " + e);
+            }
+        } else if (a[0].equals("sslv2hello")) {
+            SSLContext c12 = SSLContext.getInstance("TLSv1.2");
+            c12.init(null, trustAll(), null);
+            try (SSLSocket s = (SSLSocket) c12.getSocketFactory()
+                    .createSocket(a[1], Integer.parseInt(a[2]))) {
+                s.setSoTimeout(5000);
+                s.setEnabledProtocols(new String[] { "SSLv2Hello", "TLSv1.2" });
+                s.startHandshake();
+                s.getOutputStream().write("GET / HTTP/1.0\r\n\r\n".getBytes());
+                s.getOutputStream().flush();
+                System.out.println(s.getSession().getProtocol() + " read "
+                    + s.getInputStream().read(new byte[4096]));
+            } catch (IOException e) {
+                System.err.println("TlsPeer sslv2hello: " + e);
             }
         } else {
             ctx.init(a.length >= 5 ? keys(a[3], a[4]) : null, trustAll(), null);
