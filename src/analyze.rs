@@ -161,7 +161,7 @@ impl<'s> Analysis<'s> {
             }
         });
         // Resumed sessions whose full handshake never came: said to be from one not captured.
-        report::release_held(caches, profile, None, &mut |r| out.deliver(r));
+        report::release_held(caches, profile, &|_| true, &mut |r| out.deliver(r));
         // QUIC flows end with their input (UDP has no close to wait for).
         let quic_flows = quic.drain();
         for flow in &quic_flows {

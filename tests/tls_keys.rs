@@ -355,3 +355,49 @@ fn sslv2_format_client_hellos_are_recognised() {
         Some("protocol_version")
     );
 }
+
+/// A resumed session is held back for its full handshake only so long: with a flow ending
+/// two minutes later in the same capture, it comes out (unlinked) before that flow.
+#[test]
+fn a_resumed_session_is_not_held_back_for_long() {
+    if !common::have("tls_keys_hold", "editcap") || !common::have("tls_keys_hold", "mergecap") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("msn-tls-hold-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stacks = common::repo().join("captures/stacks");
+    let later = dir.join("later.pcap");
+    let merged = dir.join("merged.pcap");
+    let ok = Command::new("editcap")
+        .args(["-t", "120"])
+        .arg(stacks.join("tls13-go-client-cert.pcap"))
+        .arg(&later)
+        .status()
+        .unwrap()
+        .success()
+        && Command::new("mergecap")
+            .args(["-F", "pcap", "-w"])
+            .arg(&merged)
+            .arg(stacks.join("tls13-resume-only-openssl.pcap"))
+            .arg(&later)
+            .status()
+            .unwrap()
+            .success();
+    assert!(ok, "editcap/mergecap");
+    let out = common::run(&["analyze", "--format", "jsonl", merged.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).ok();
+    let (flows, _) = common::parse_jsonl(&out.stdout);
+    let order: Vec<bool> = flows
+        .iter()
+        .map(|f| f.tls.as_ref().unwrap().resumed)
+        .collect();
+    assert_eq!(order, vec![true, false], "the resumed session first");
+    let t = flows[0].tls.as_ref().unwrap();
+    assert!(t.resumed_from_flow.is_none());
+    assert!(
+        t.inference_basis
+            .as_deref()
+            .unwrap()
+            .contains("handshake not captured")
+    );
+}

@@ -188,8 +188,11 @@ fn flow_record(
 }
 
 /// Resumed TLS sessions held back until the full handshake they came from is reported (a
-/// connection pool keeps that connection open while it resumes new ones) or the input ends.
+/// connection pool keeps that connection open while it resumes new ones), at most this many…
 pub const MAX_HELD: usize = 256;
+/// …and for at most this long in capture time (a flow ending this much later lets them go
+/// unlinked), so `sniff` does not sit on them when their full handshake was never captured.
+pub const HOLD_SECONDS: f64 = 60.0;
 
 /// A finished flow's record, and any held-back resumed sessions it lets go, in `deliver`.
 pub fn flow_records(
@@ -202,43 +205,60 @@ pub fn flow_records(
     deliver: &mut impl FnMut(&FlowRecord),
 ) {
     let (rec, place, peers) = flow_record(flow, end, interfaces, file, caches, profile);
+    let now = rec.last_ts;
+    if caches
+        .held
+        .first()
+        .is_some_and(|h| h.rec.last_ts + HOLD_SECONDS < now)
+    {
+        release_held(
+            caches,
+            profile,
+            &|h| h.rec.last_ts + HOLD_SECONDS < now,
+            deliver,
+        );
+    }
     let Some(peers) = peers else {
         return deliver(&rec);
     };
     let t = rec.tls.as_ref();
-    if t.is_some_and(|t| t.resumed && t.resumed_from_flow.is_none()) && caches.held.len() < MAX_HELD
-    {
+    if t.is_some_and(|t| t.resumed && t.resumed_from_flow.is_none()) {
+        if caches.held.len() >= MAX_HELD {
+            // Full: the oldest goes out unlinked.
+            let oldest = caches.held[0].rec.id;
+            release_held(caches, profile, &|h| h.rec.id == oldest, deliver);
+        }
         caches.held.push(tls::Held { rec, place, peers });
         return;
     }
     let full = t.is_some_and(|t| !t.resumed);
     deliver(&rec);
     if full && caches.held.iter().any(|h| h.peers == peers) {
-        release_held(caches, profile, Some(&peers), deliver);
+        release_held(caches, profile, &|h| h.peers == peers, deliver);
     }
 }
 
-/// Lets go held-back sessions between `peers` (all of them with `None`, at the end of input),
-/// linked to the full handshake now known, or said to come from one not captured.
+/// Lets go the held-back sessions `which` selects (all of them at the end of input), linked
+/// to the full handshake now known, or said to come from one not captured.
 pub fn release_held(
     caches: &mut tls::TlsCaches,
     profile: Profile,
-    peers: Option<&tls::Peers>,
+    which: &dyn Fn(&tls::Held) -> bool,
     deliver: &mut impl FnMut(&FlowRecord),
 ) {
     let mut i = 0;
     while i < caches.held.len() {
-        if peers.is_some_and(|p| *p != caches.held[i].peers) {
+        if !which(&caches.held[i]) {
             i += 1;
             continue;
         }
         let tls::Held {
             mut rec,
             place,
-            peers: p,
+            peers,
         } = caches.held.remove(i);
         if let Some(t) = rec.tls.as_mut() {
-            caches.full_handshakes.link(t, &p, rec.id, true);
+            caches.full_handshakes.link(t, &peers, rec.id, true);
         }
         deliver(&judged(rec, place, profile));
     }
