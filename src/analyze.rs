@@ -119,9 +119,9 @@ impl<'s> Analysis<'s> {
             last_ts = last_ts.max(frame.ts_ns);
             let mut emit = |flow: &mut crate::flow::Flow, end| {
                 if out.err.is_none() {
-                    out.deliver(&report::flow_record(
-                        flow, end, interfaces, &file, caches, profile,
-                    ));
+                    report::flow_records(flow, end, interfaces, &file, caches, profile, &mut |r| {
+                        out.deliver(r)
+                    });
                 }
             };
             match wire::decode(&frame) {
@@ -156,11 +156,13 @@ impl<'s> Analysis<'s> {
         let interfaces = reader.interfaces();
         table.finish(&mut |flow, end| {
             if out.err.is_none() {
-                out.deliver(&report::flow_record(
-                    flow, end, interfaces, &file, caches, profile,
-                ));
+                report::flow_records(flow, end, interfaces, &file, caches, profile, &mut |r| {
+                    out.deliver(r)
+                });
             }
         });
+        // Resumed sessions whose full handshake never came: said to be from one not captured.
+        report::release_held(caches, profile, &|_| true, &mut |r| out.deliver(r));
         // QUIC flows end with their input (UDP has no close to wait for).
         let quic_flows = quic.drain();
         for flow in &quic_flows {

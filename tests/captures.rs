@@ -170,6 +170,15 @@ fn hand_written_json_is_byte_for_byte_serde_json() {
     // The JSON Lines printer writes records by hand for speed; the serde derives are the schema.
     let mut checked = 0;
     let mut inputs = common::sample_captures();
+    // Resumed sessions (psk_mode, resumed_from_flow, resumed_client_cert set) and SSLv2 hellos.
+    for name in [
+        "tls13-resume-openssl.pcap",
+        "tls13-resume-only-openssl.pcap",
+        "sslv2hello-java-tls12.pcap",
+        "sslv2hello-scapy-ssl2.pcap",
+    ] {
+        inputs.push(common::repo().join("captures/stacks").join(name));
+    }
     if let Some(shared) = common::shared() {
         // The public corpus has the odd strings: non-ASCII ALPN, alert names, long subjects.
         for entry in std::fs::read_dir(shared.join("captures-public/ja4"))

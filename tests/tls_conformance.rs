@@ -250,6 +250,21 @@ fn tls13_inference_agrees_with_the_decrypted_truth() {
                 other => panic!("{capture}: decrypted client_cert {other:?}"),
             };
             checked += 1;
+            if t.resumed {
+                // A resumed session: no certificate crosses the wire (the truth must say so) and
+                // nothing about client authentication is inferred from it (docs/tls.md).
+                if want != ClientCert::None
+                    || row["cert_request"] == "yes"
+                    || t.client_cert_inferred.is_some()
+                    || t.client_cert_requested_inferred.is_some()
+                {
+                    failures.push(format!(
+                        "{capture} stream {}: resumed, inferred {:?}/{:?}, decrypted {want:?}",
+                        row["tcp_stream"], t.client_cert_inferred, t.client_cert_requested_inferred
+                    ));
+                }
+                continue;
+            }
             if t.client_cert_inferred != Some(want) {
                 failures.push(format!(
                     "{capture} stream {}: inferred {:?}, decrypted truth {want:?} ({:?})",

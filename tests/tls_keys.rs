@@ -13,17 +13,27 @@ struct Decrypted {
     requested: bool,
     client_cert: ClientCert,
     server_fatal_alert: bool,
+    /// The ServerHello accepted a pre_shared_key (extension 41): a resumed session.
+    resumed: bool,
 }
 
-fn decrypt(pcap: &std::path::Path, keys: &std::path::Path, server_port: &str) -> Decrypted {
+/// What tshark decrypts of the one connection between `client_port` and `server_port`.
+fn decrypt(
+    pcap: &std::path::Path,
+    keys: &std::path::Path,
+    client_port: &str,
+    server_port: &str,
+) -> Decrypted {
     let out = Command::new("tshark")
         .arg("-r")
         .arg(pcap)
         .arg("-o")
         .arg(format!("tls.keylog_file:{}", keys.display()))
+        // Decoded as TLS whatever the port (9418 would be git's otherwise).
+        .args(["-d", &format!("tcp.port=={server_port},tls")])
         .args([
             "-Y",
-            "tls",
+            &format!("tls && tcp.port == {client_port} && tcp.port == {server_port}"),
             "-T",
             "fields",
             "-E",
@@ -42,6 +52,7 @@ fn decrypt(pcap: &std::path::Path, keys: &std::path::Path, server_port: &str) ->
             "tls.handshake.certificate_length",
         ])
         .args(["-e", "tls.alert_message.level"])
+        .args(["-e", "tls.handshake.extension.type"])
         .output()
         .expect("tshark");
     assert!(out.status.success());
@@ -49,6 +60,7 @@ fn decrypt(pcap: &std::path::Path, keys: &std::path::Path, server_port: &str) ->
         requested: false,
         client_cert: ClientCert::None,
         server_fatal_alert: false,
+        resumed: false,
     };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let c: Vec<&str> = line.split('|').collect();
@@ -68,56 +80,112 @@ fn decrypt(pcap: &std::path::Path, keys: &std::path::Path, server_port: &str) ->
         if from_server && c.get(3).is_some_and(|l| l.split(',').any(|v| v == "2")) {
             d.server_fatal_alert = true;
         }
+        // pre_shared_key is only in a ServerHello (never in EncryptedExtensions).
+        if from_server
+            && types.contains(&"2")
+            && c.get(4).is_some_and(|l| l.split(',').any(|v| v == "41"))
+        {
+            d.resumed = true;
+        }
     }
     d
 }
 
+/// The keyed captures: `captures/*.pcap` (OpenSSL, nginx) and `captures/stacks/*.pcap`
+/// (`record-stacks.sh`: GnuTLS, Go, JSSE, rustls, NSS, BoringSSL/Envoy, resumptions).
+fn keyed_captures() -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = common::sample_captures()
+        .into_iter()
+        .chain(
+            std::fs::read_dir(common::repo().join("captures/stacks"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "pcap")),
+        )
+        .filter(|p| p.with_extension("keys").exists())
+        .collect();
+    v.sort();
+    v
+}
+
 #[test]
-fn inference_and_proof_agree_with_decryption_on_the_recorded_mtls_cases() {
+fn inference_and_proof_agree_with_decryption_on_every_recorded_stack() {
     if !common::have("tls_keys", "tshark") {
         return;
     }
     let mut checked = 0;
-    for pcap in common::sample_captures() {
+    let mut resumed = 0;
+    let mut wrong = Vec::new();
+    for pcap in keyed_captures() {
         let keys = pcap.with_extension("keys");
-        if !keys.exists() {
-            continue;
-        }
         let out = common::run(&["analyze", "--format", "jsonl", pcap.to_str().unwrap()]);
         let (flows, _) = common::parse_jsonl(&out.stdout);
         for f in flows.iter().filter(|f| f.tls.is_some()) {
             let t = f.tls.as_ref().unwrap();
-            let port = f.server.rsplit_once(':').unwrap().1;
-            let truth = decrypt(&pcap, &keys, port);
-            let name = pcap.file_name().unwrap().to_string_lossy();
+            let sport = f.server.rsplit_once(':').unwrap().1;
+            let cport = f.client.rsplit_once(':').unwrap().1;
+            let truth = decrypt(&pcap, &keys, cport, sport);
+            let name = format!(
+                "{} {}",
+                pcap.file_name().unwrap().to_string_lossy(),
+                f.client
+            );
+            checked += 1;
+            if truth.resumed {
+                // No certificate crosses the wire: nothing about it may be inferred.
+                resumed += 1;
+                if !t.resumed
+                    || t.client_cert_inferred.is_some()
+                    || t.client_cert_requested_inferred.is_some()
+                {
+                    wrong.push(format!(
+                        "{name}: resumed (truth), got resumed={} inferred={:?}/{:?} ({:?})",
+                        t.resumed,
+                        t.client_cert_inferred,
+                        t.client_cert_requested_inferred,
+                        t.inference_basis
+                    ));
+                }
+                continue;
+            }
+            if t.resumed {
+                wrong.push(format!(
+                    "{name}: said resumed, the decryption shows a full handshake"
+                ));
+            }
             let (cert, requested) = if t.client_cert == Some(ClientCert::Hidden) {
                 (t.client_cert_inferred, t.client_cert_requested_inferred)
             } else {
                 (t.client_cert, t.client_cert_requested)
             };
-            assert_eq!(
-                cert,
-                Some(truth.client_cert),
-                "{name}: client certificate ({:?})",
-                t.inference_basis
-            );
             let want_req = if truth.requested {
                 Requested::Yes
             } else {
                 Requested::No
             };
-            assert_eq!(requested, Some(want_req), "{name}: certificate request");
-            if truth.server_fatal_alert {
-                assert_eq!(
-                    t.outcome,
-                    Outcome::Rejected,
-                    "{name}: the server refused the handshake"
-                );
+            if cert != Some(truth.client_cert) || requested != Some(want_req) {
+                wrong.push(format!(
+                    "{name}: client certificate {cert:?} (truth {:?}), requested {requested:?} (truth {want_req:?}): {:?}",
+                    truth.client_cert, t.inference_basis
+                ));
             }
-            checked += 1;
+            if truth.server_fatal_alert && t.outcome != Outcome::Rejected {
+                wrong.push(format!(
+                    "{name}: the server refused the handshake (a fatal alert), outcome {:?}: {:?}",
+                    t.outcome, t.inference_basis
+                ));
+            }
         }
     }
-    assert!(checked >= 6, "only {checked} keyed TLS flows");
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} flows wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert!(checked >= 35, "only {checked} keyed TLS flows");
+    assert!(resumed >= 5, "only {resumed} resumed flows");
 }
 
 #[test]
@@ -176,5 +244,160 @@ fn recorded_scenarios_say_what_happened() {
     assert_eq!(
         mtls12.certificates.client[0].san,
         vec!["spiffe://cluster.local/ns/default/sa/client"]
+    );
+}
+
+/// Resumed TLS 1.3 sessions (RFC 8446 §2.2) from four stacks: said to be resumed with their PSK
+/// mode, linked to the earlier full handshake between the same peers when the capture has it
+/// (also when that connection is still open and reported later), and judged by it.
+#[test]
+fn resumed_sessions_say_where_their_client_authentication_happened() {
+    let flows = |name: &str, profile: &str| {
+        let path = common::repo().join("captures/stacks").join(name);
+        let out = common::run(&[
+            "analyze",
+            "--format",
+            "jsonl",
+            "--profile",
+            profile,
+            path.to_str().unwrap(),
+        ]);
+        common::parse_jsonl(&out.stdout).0
+    };
+    for name in [
+        "tls13-resume-openssl.pcap",
+        "tls13-resume-go.pcap",
+        "tls13-envoy-client-cert.pcap",
+        "tls13-envoy-server-cert.pcap",
+    ] {
+        for profile in ["strict", "istio"] {
+            let f = flows(name, profile);
+            assert_eq!(f.len(), 2, "{name}");
+            let full = f.iter().find(|r| !r.tls.as_ref().unwrap().resumed).unwrap();
+            let res = f.iter().find(|r| r.tls.as_ref().unwrap().resumed).unwrap();
+            let t = res.tls.as_ref().unwrap();
+            assert_eq!(t.psk_mode.as_deref(), Some("psk_dhe_ke"), "{name}");
+            assert!(t.psk_offered && t.psk_modes_offered.iter().any(|m| m == "psk_dhe_ke"));
+            assert_eq!(t.resumed_from_flow, Some(full.id), "{name}");
+            assert_eq!(t.resumed_client_cert, Some(ClientCert::Presented), "{name}");
+            assert_eq!(t.client_cert_inferred, None, "{name}: nothing inferred");
+            let v = res.verdict.as_ref().unwrap();
+            assert_eq!(v.kind.name(), "mtls", "{name} {profile}: {}", v.reason);
+            assert!(v.reason.contains("resumed from flow"), "{}", v.reason);
+        }
+    }
+    // The full handshake happened before the capture started.
+    let only = flows("tls13-resume-only-openssl.pcap", "strict");
+    let t = only[0].tls.as_ref().unwrap();
+    assert!(t.resumed && t.resumed_from_flow.is_none() && t.resumed_client_cert.is_none());
+    assert!(
+        t.inference_basis.as_deref().is_some_and(
+            |b| b.contains("handshake not captured") && !b.contains("none was requested")
+        ),
+        "{:?}",
+        t.inference_basis
+    );
+    let v = only[0].verdict.as_ref().unwrap();
+    assert_eq!(v.kind.name(), "tls");
+    assert!(
+        v.reason.contains("client auth not observable"),
+        "{}",
+        v.reason
+    );
+    // psk_ke offered next to psk_dhe_ke: the server's key_share says which was chosen.
+    let both = flows("tls13-resume-offers-psk-ke-openssl.pcap", "strict");
+    let t = both
+        .iter()
+        .find_map(|r| r.tls.as_ref().filter(|t| t.resumed))
+        .unwrap();
+    assert_eq!(t.psk_modes_offered, vec!["psk_dhe_ke", "psk_ke"]);
+    assert_eq!(t.psk_mode.as_deref(), Some("psk_dhe_ke"));
+}
+
+/// SSLv2-format ClientHellos from real programs: JSSE's `SSLv2Hello` (TLS 1.2 offered, a TLS
+/// ServerHello in reply) and scapy's SSL 2.0 CLIENT-HELLO (refused by OpenSSL 3).
+#[test]
+fn sslv2_format_client_hellos_are_recognised() {
+    let get = |name: &str| {
+        let path = common::repo().join("captures/stacks").join(name);
+        let out = common::run(&["analyze", "--format", "jsonl", path.to_str().unwrap()]);
+        let (flows, _) = common::parse_jsonl(&out.stdout);
+        assert_eq!(flows.len(), 1, "{name}");
+        assert_eq!(
+            flows[0].protocol,
+            meshsniff::classify::Protocol::Tls,
+            "{name}"
+        );
+        flows[0].tls.clone().expect("a TLS flow")
+    };
+    let java = get("sslv2hello-java-tls12.pcap");
+    assert!(java.sslv2_hello);
+    assert_eq!(java.client_legacy_version.as_deref(), Some("1.2"));
+    assert_eq!(java.versions_offered, vec!["1.2"]);
+    assert_eq!(java.version.as_deref(), Some("1.2"));
+    assert!(java.sslv2_cipher_specs_offered >= java.cipher_suites_offered);
+    assert!(java.cipher_suites_offered > 0 && java.ja4.is_none());
+    // The client's TLS records after the SSLv2 hello are followed: the handshake completes.
+    assert_eq!(java.outcome, Outcome::Established);
+    assert!(java.records.c2s >= 4, "{:?}", java.records);
+    assert_eq!(java.prefix, None);
+    let ssl2 = get("sslv2hello-scapy-ssl2.pcap");
+    assert!(ssl2.sslv2_hello);
+    assert_eq!(ssl2.client_legacy_version.as_deref(), Some("ssl2"));
+    assert_eq!(ssl2.versions_offered, vec!["ssl2"]);
+    assert_eq!(
+        (ssl2.sslv2_cipher_specs_offered, ssl2.cipher_suites_offered),
+        (5, 3)
+    );
+    assert_eq!(ssl2.outcome, Outcome::Rejected);
+    assert_eq!(
+        ssl2.alerts[0].description.as_deref(),
+        Some("protocol_version")
+    );
+}
+
+/// A resumed session is held back for its full handshake only so long: with a flow ending
+/// two minutes later in the same capture, it comes out (unlinked) before that flow.
+#[test]
+fn a_resumed_session_is_not_held_back_for_long() {
+    if !common::have("tls_keys_hold", "editcap") || !common::have("tls_keys_hold", "mergecap") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("msn-tls-hold-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stacks = common::repo().join("captures/stacks");
+    let later = dir.join("later.pcap");
+    let merged = dir.join("merged.pcap");
+    let ok = Command::new("editcap")
+        .args(["-t", "120"])
+        .arg(stacks.join("tls13-go-client-cert.pcap"))
+        .arg(&later)
+        .status()
+        .unwrap()
+        .success()
+        && Command::new("mergecap")
+            .args(["-F", "pcap", "-w"])
+            .arg(&merged)
+            .arg(stacks.join("tls13-resume-only-openssl.pcap"))
+            .arg(&later)
+            .status()
+            .unwrap()
+            .success();
+    assert!(ok, "editcap/mergecap");
+    let out = common::run(&["analyze", "--format", "jsonl", merged.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).ok();
+    let (flows, _) = common::parse_jsonl(&out.stdout);
+    let order: Vec<bool> = flows
+        .iter()
+        .map(|f| f.tls.as_ref().unwrap().resumed)
+        .collect();
+    assert_eq!(order, vec![true, false], "the resumed session first");
+    let t = flows[0].tls.as_ref().unwrap();
+    assert!(t.resumed_from_flow.is_none());
+    assert!(
+        t.inference_basis
+            .as_deref()
+            .unwrap()
+            .contains("handshake not captured")
     );
 }

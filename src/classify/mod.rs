@@ -160,13 +160,41 @@ pub mod tls {
 
     /// SSLv2 record header with CLIENT-HELLO (RFC 6101 appendix E.2 compatibility hello).
     pub fn sslv2_client_hello(d: &[u8]) -> bool {
-        match d.get(..5) {
-            Some(&[h0, h1, 1, major, minor]) if h0 & 0x80 != 0 => {
-                let len = (usize::from(h0 & 0x7f) << 8) | usize::from(h1);
-                len >= 9 && ((major, minor) == (0, 2) || (major == 3 && minor <= 4))
+        sslv2_client_hello_len(d).is_some()
+    }
+
+    /// The whole length (header included) of an SSLv2 CLIENT-HELLO record starting `d`: the
+    /// 2-byte header (high bit set, 15-bit length) or the 3-byte one (high bit clear, 14-bit
+    /// length, then a padding length, which a CLIENT-HELLO has no use for but may carry),
+    /// MSG-CLIENT-HELLO (1), and version 0.2 (SSL 2.0) or 3.x.
+    pub fn sslv2_client_hello_len(d: &[u8]) -> Option<usize> {
+        let (len, head) = match *d.first()? {
+            h0 if h0 & 0x80 != 0 => ((usize::from(h0 & 0x7f) << 8) | usize::from(*d.get(1)?), 2),
+            // A 3-byte header; 0x14..0x17 would be a TLS record's content type, never this
+            // (its length would be at least 0x1400 + 9, longer than a CLIENT-HELLO gets).
+            h0 if h0 & 0x40 == 0 && h0 < 0x14 => {
+                ((usize::from(h0 & 0x3f) << 8) | usize::from(*d.get(1)?), 3)
             }
-            _ => false,
+            _ => return None,
+        };
+        let &[kind, major, minor] = d.get(head..head + 3)? else {
+            return None;
+        };
+        let version_ok = (major, minor) == (0, 2) || (major == 3 && minor <= 4);
+        if kind != 1 || !version_ok {
+            return None;
         }
+        // Body: type, version, three 2-byte lengths that must add up to the record's: cipher
+        // specs (3 bytes each), session id (0 or 16), challenge (16..=32, RFC 6101 E.2).
+        let l = d.get(head + 3..head + 9)?;
+        let at = |i: usize| usize::from(u16::from_be_bytes([l[i], l[i + 1]]));
+        let (specs, sid, challenge) = (at(0), at(2), at(4));
+        let consistent = specs > 0
+            && specs % 3 == 0
+            && (sid == 0 || sid == 16)
+            && (16..=32).contains(&challenge)
+            && 9 + specs + sid + challenge <= len;
+        consistent.then_some(head + len)
     }
 
     /// A server's first TLS bytes: a ServerHello, or an alert answering the ClientHello.

@@ -186,6 +186,8 @@ fn client_cert(t: &TlsFacts) -> bool {
     t.client_cert == Some(ClientCert::Presented)
         || t.client_cert_inferred == Some(ClientCert::Presented)
         || !t.certificates.client.is_empty()
+        // Client authentication carries over to a session resumed from that handshake.
+        || (t.resumed && t.resumed_client_cert == Some(ClientCert::Presented))
 }
 
 fn tls_verdict(t: &TlsFacts, place: Place, istio: bool) -> Verdict {
@@ -239,13 +241,32 @@ fn tls_verdict(t: &TlsFacts, place: Place, istio: bool) -> Verdict {
             "ambient HBONE: TLS 1.3 to :15008 with ALPN h2 and no SNI",
         )
     } else if cert {
-        let how =
-            if t.client_cert == Some(ClientCert::Presented) || !t.certificates.client.is_empty() {
-                "a client certificate was sent"
-            } else {
-                "a client certificate was sent (inferred from the TLS 1.3 record sizes)"
-            };
+        let how = if t.client_cert == Some(ClientCert::Presented)
+            || !t.certificates.client.is_empty()
+        {
+            "a client certificate was sent".to_string()
+        } else if t.resumed {
+            format!(
+                "a session resumed from flow {}, whose full handshake presented a client certificate (client authentication carries over)",
+                t.resumed_from_flow.unwrap_or_default()
+            )
+        } else {
+            "a client certificate was sent (inferred from the TLS 1.3 record sizes)".to_string()
+        };
         verdict(Kind::Mtls, format!("mutual TLS: {how}"))
+    } else if t.resumed {
+        let mode = t.psk_mode.as_deref().unwrap_or("psk");
+        verdict(
+            Kind::Tls,
+            match (t.resumed_from_flow, t.resumed_client_cert) {
+                (Some(from), Some(_)) => format!(
+                    "TLS 1.3 resumed ({mode}) from flow {from}, whose full handshake had no client certificate"
+                ),
+                _ => format!(
+                    "TLS 1.3 resumed ({mode}); client auth not observable: it happened in a full handshake not captured"
+                ),
+            },
+        )
     } else {
         let version = t.version.as_deref().unwrap_or("unknown");
         verdict(
@@ -254,7 +275,8 @@ fn tls_verdict(t: &TlsFacts, place: Place, istio: bool) -> Verdict {
         )
     };
     if let Some(ver) = t.version.as_deref() {
-        if matches!(ver, "1.0" | "1.1" | "SSL 3.0" | "SSL 2.0") {
+        // names::version spells SSL as "ssl3"/"ssl2" (the old spellings kept for safety).
+        if matches!(ver, "1.0" | "1.1" | "ssl3" | "ssl2" | "SSL 3.0" | "SSL 2.0") {
             v.findings.push(Finding {
                 rule: "weak-tls-version".into(),
                 severity: Severity::Medium,

@@ -294,6 +294,19 @@ fn tls(out: &mut Vec<u8>, t: &TlsFacts) {
     o.num(k!("cipher_suites_offered"), t.cipher_suites_offered as u64);
     o.bool(k!("handshake_truncated"), t.handshake_truncated);
     o.directions(k!("records"), &t.records);
+    o.bool(k!("resumed"), t.resumed);
+    o.opt_str(k!("psk_mode"), t.psk_mode.as_deref());
+    o.strs(k!("psk_modes_offered"), &t.psk_modes_offered);
+    o.bool(k!("psk_offered"), t.psk_offered);
+    o.opt_num(k!("resumed_from_flow"), t.resumed_from_flow);
+    o.opt_str(
+        k!("resumed_client_cert"),
+        t.resumed_client_cert.map(client_cert),
+    );
+    o.num(
+        k!("sslv2_cipher_specs_offered"),
+        t.sslv2_cipher_specs_offered as u64,
+    );
     o.end();
 }
 

@@ -68,15 +68,16 @@ pub(crate) fn decimal(mut v: u64) -> ([u8; 20], usize) {
     (buf, i)
 }
 
-/// Builds the record of a finished flow: orientation, classification, counters.
-pub fn flow_record(
+/// Builds the record of a finished flow: orientation, classification, counters; with where it
+/// was seen and, for TLS, its peers (for resumption).
+fn flow_record(
     flow: &mut Flow,
     end: End,
     interfaces: &[Interface],
     file: &std::sync::Arc<str>,
     caches: &mut tls::TlsCaches,
     profile: Profile,
-) -> FlowRecord {
+) -> (FlowRecord, Place, Option<tls::Peers>) {
     let (client, basis) = classify::orient(flow);
     let server = 1 - client;
     let http = {
@@ -96,6 +97,7 @@ pub fn flow_record(
     }
     let cleartext = (protocol == classify::Protocol::Other)
         .then(|| classify::cleartext::facts(&c.data, &s.data, c.http.reveals()));
+    let mut peers = None;
     let tls = (protocol == classify::Protocol::Tls).then(|| {
         let close = if flow.rst {
             tls::Close::Rst
@@ -104,7 +106,7 @@ pub fn flow_record(
         } else {
             tls::Close::Open
         };
-        tls::analyze(
+        let mut facts = tls::analyze(
             tls::DirectionInput {
                 kept: &c.data,
                 walker: &c.tls,
@@ -115,7 +117,16 @@ pub fn flow_record(
             },
             close,
             caches,
-        )
+        );
+        let p = tls::Peers {
+            client: flow.ends[client].0.bytes,
+            server: flow.ends[server].0.bytes,
+            server_port: flow.ends[server].1,
+            sni: facts.sni.clone(),
+        };
+        caches.full_handshakes.link(&mut facts, &p, flow.id, false);
+        peers = Some(p);
+        facts
     });
     let interface = interface_name(interfaces, &flow.link);
     let place = Place::new(
@@ -174,7 +185,84 @@ pub fn flow_record(
         verdict: None,
         file: file.clone(),
     };
-    judged(rec, place, profile)
+    (judged(rec, place, profile), place, peers)
+}
+
+/// Resumed TLS sessions held back until the full handshake they came from is reported (a
+/// connection pool keeps that connection open while it resumes new ones), at most this many…
+pub const MAX_HELD: usize = 256;
+/// …and for at most this long in capture time (a flow ending this much later lets them go
+/// unlinked), so `sniff` does not sit on them when their full handshake was never captured.
+pub const HOLD_SECONDS: f64 = 60.0;
+
+/// A finished flow's record, and any held-back resumed sessions it lets go, in `deliver`.
+pub fn flow_records(
+    flow: &mut Flow,
+    end: End,
+    interfaces: &[Interface],
+    file: &std::sync::Arc<str>,
+    caches: &mut tls::TlsCaches,
+    profile: Profile,
+    deliver: &mut impl FnMut(&FlowRecord),
+) {
+    let (rec, place, peers) = flow_record(flow, end, interfaces, file, caches, profile);
+    let now = rec.last_ts;
+    if caches
+        .held
+        .first()
+        .is_some_and(|h| h.rec.last_ts + HOLD_SECONDS < now)
+    {
+        release_held(
+            caches,
+            profile,
+            &|h| h.rec.last_ts + HOLD_SECONDS < now,
+            deliver,
+        );
+    }
+    let Some(peers) = peers else {
+        return deliver(&rec);
+    };
+    let t = rec.tls.as_ref();
+    if t.is_some_and(|t| t.resumed && t.resumed_from_flow.is_none()) {
+        if caches.held.len() >= MAX_HELD {
+            // Full: the oldest goes out unlinked.
+            let oldest = caches.held[0].rec.id;
+            release_held(caches, profile, &|h| h.rec.id == oldest, deliver);
+        }
+        caches.held.push(tls::Held { rec, place, peers });
+        return;
+    }
+    let full = t.is_some_and(|t| !t.resumed);
+    deliver(&rec);
+    if full && caches.held.iter().any(|h| h.peers == peers) {
+        release_held(caches, profile, &|h| h.peers == peers, deliver);
+    }
+}
+
+/// Lets go the held-back sessions `which` selects (all of them at the end of input), linked
+/// to the full handshake now known, or said to come from one not captured.
+pub fn release_held(
+    caches: &mut tls::TlsCaches,
+    profile: Profile,
+    which: &dyn Fn(&tls::Held) -> bool,
+    deliver: &mut impl FnMut(&FlowRecord),
+) {
+    let mut i = 0;
+    while i < caches.held.len() {
+        if !which(&caches.held[i]) {
+            i += 1;
+            continue;
+        }
+        let tls::Held {
+            mut rec,
+            place,
+            peers,
+        } = caches.held.remove(i);
+        if let Some(t) = rec.tls.as_mut() {
+            caches.full_handshakes.link(t, &peers, rec.id, true);
+        }
+        deliver(&judged(rec, place, profile));
+    }
 }
 
 /// The capture's name for the flow's interface (pcapng IDB), if it has one.

@@ -64,7 +64,9 @@ pub mod ext {
     pub const SUPPORTED_GROUPS: u16 = 10;
     pub const SIGNATURE_ALGORITHMS: u16 = 13;
     pub const ALPN: u16 = 16;
+    pub const PRE_SHARED_KEY: u16 = 41;
     pub const SUPPORTED_VERSIONS: u16 = 43;
+    pub const PSK_KEY_EXCHANGE_MODES: u16 = 45;
     pub const KEY_SHARE: u16 = 51;
     pub const ENCRYPTED_CLIENT_HELLO: u16 = 0xfe0d;
 }
@@ -93,8 +95,12 @@ pub struct ClientHello {
     pub groups: Vec<u16>,
     pub key_share_groups: Vec<u16>,
     pub signature_algorithms: Vec<u16>,
-    /// The SSLv2 compatibility form (RFC 6101 appendix E.2), cipher specs not decoded.
+    /// psk_key_exchange_modes (RFC 8446 §4.2.9): 0 psk_ke, 1 psk_dhe_ke.
+    pub psk_modes: Vec<u8>,
+    /// The SSLv2 compatibility form (RFC 6101 appendix E.2); `ciphers` holds its TLS suites.
     pub sslv2: bool,
+    /// SSLv2 form: every cipher spec (3 bytes each), SSLv2 kinds included.
+    pub sslv2_specs: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,6 +116,21 @@ pub struct ServerHello {
 impl ServerHello {
     pub fn version(&self) -> u16 {
         self.selected_version.unwrap_or(self.legacy_version)
+    }
+    /// TLS 1.3: the server accepted one of the client's PSKs (a resumption ticket or an
+    /// external key), so neither side sends a Certificate (RFC 8446 §2.2, §4.2.11).
+    pub fn accepted_psk(&self) -> bool {
+        self.extensions.contains(&ext::PRE_SHARED_KEY)
+    }
+    /// With a PSK: psk_dhe_ke when the server also sent a key_share, psk_ke when not.
+    pub fn psk_mode(&self) -> Option<&'static str> {
+        self.accepted_psk().then(|| {
+            if self.extensions.contains(&ext::KEY_SHARE) {
+                "psk_dhe_ke"
+            } else {
+                "psk_ke"
+            }
+        })
     }
 }
 
@@ -177,6 +198,9 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
                     ch.signature_algorithms.push(s);
                 }
             }
+            ext::PSK_KEY_EXCHANGE_MODES => {
+                ch.psk_modes = d.vec8().unwrap_or(&[]).to_vec();
+            }
             ext::KEY_SHARE => {
                 let mut list = Reader(d.vec16().unwrap_or(&[]));
                 ch.key_share_groups.reserve(2);
@@ -190,12 +214,14 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
     Some(ch)
 }
 
-/// The SSLv2 compatibility ClientHello: [len(2) with MSB set][type 1][version(2)]
-/// [cipher spec len(2)][session id len(2)][challenge len(2)][specs (3 bytes each)]….
+/// The SSLv2 compatibility ClientHello (RFC 6101 appendix E.2, RFC 5246 appendix E.2): an
+/// SSLv2 record header (2 bytes with the high bit set, or 3 with a padding length), then
+/// [type 1][version(2)][cipher spec len(2)][session id len(2)][challenge len(2)]
+/// [specs (3 bytes each)][session id][challenge].
 pub fn parse_sslv2_client_hello(record: &[u8]) -> Option<ClientHello> {
-    let mut r = Reader(record);
-    let len = usize::from(r.u16()? & 0x7fff);
-    let mut r = Reader(r.take(len.min(r.0.len()))?);
+    let total = crate::classify::tls::sslv2_client_hello_len(record)?;
+    let head = if record[0] & 0x80 != 0 { 2 } else { 3 };
+    let mut r = Reader(record.get(head..total.min(record.len()))?);
     if r.u8()? != 1 {
         return None;
     }
@@ -214,6 +240,7 @@ pub fn parse_sslv2_client_hello(record: &[u8]) -> Option<ClientHello> {
         legacy_version: version,
         ciphers,
         sslv2: true,
+        sslv2_specs: specs.len() / 3,
         ..ClientHello::default()
     })
 }
@@ -323,6 +350,54 @@ mod tests {
     fn grease_values() {
         assert!(is_grease(0x0a0a) && is_grease(0xfafa) && is_grease(0x3a3a));
         assert!(!is_grease(0x0a1a) && !is_grease(0x1301) && !is_grease(0x0000));
+    }
+
+    /// An SSLv2 CLIENT-HELLO body (RFC 6101 E.2) offering `version`: an SSLv2 kind, two TLS
+    /// suites, no session id, a 16-byte challenge. Generated: no program sends the 3-byte
+    /// header form for a hello (it exists for block-cipher padding), so both forms come from
+    /// the same body.
+    fn sslv2_body(version: [u8; 2]) -> Vec<u8> {
+        let mut b = vec![1, version[0], version[1], 0, 9, 0, 0, 0, 16];
+        b.extend_from_slice(&[0x07, 0x00, 0xc0, 0x00, 0x00, 0x2f, 0x00, 0x00, 0xff]);
+        b.extend_from_slice(&[0x5a; 16]);
+        b
+    }
+
+    #[test]
+    fn sslv2_client_hello_in_both_header_forms() {
+        let body = sslv2_body([3, 1]);
+        let mut two = vec![0x80 | (body.len() >> 8) as u8, body.len() as u8];
+        two.extend_from_slice(&body);
+        // 3-byte form: 14-bit length (body + padding), then the padding length.
+        let mut three = vec![0, (body.len() + 2) as u8, 2];
+        three.extend_from_slice(&body);
+        three.extend_from_slice(&[0, 0]);
+        for (form, rec) in [("2-byte", &two), ("3-byte", &three)] {
+            assert_eq!(
+                crate::classify::tls::sslv2_client_hello_len(rec),
+                Some(rec.len()),
+                "{form}"
+            );
+            let ch = parse_sslv2_client_hello(rec).expect(form);
+            assert_eq!(
+                (ch.legacy_version, ch.ciphers, ch.sslv2, ch.sslv2_specs),
+                (0x0301, vec![0x002f, 0x00ff], true, 3),
+                "{form}"
+            );
+        }
+        // Lengths that do not add up, or a TLS record, are not an SSLv2 hello.
+        let mut bad = three.clone();
+        bad[8] = 5; // cipher spec length not a multiple of 3
+        assert!(crate::classify::tls::sslv2_client_hello_len(&bad).is_none());
+        assert!(crate::classify::tls::sslv2_client_hello_len(&[22, 3, 1, 0, 40, 1, 0]).is_none());
+        // The record walker steps over the hello and follows the TLS records after it.
+        let mut stream = two.clone();
+        stream.extend_from_slice(&[22, 3, 3, 0, 4, 16, 0, 0, 0]);
+        let mut w = crate::tls::records::RecordWalker::default();
+        w.feed(0, &stream, &stream, true, 1);
+        assert_eq!(w.sslv2_hello, Some(two.len() as u32));
+        assert_eq!(w.start, Some(two.len() as u32));
+        assert_eq!(w.events.len(), 1);
     }
 
     #[test]

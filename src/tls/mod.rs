@@ -128,6 +128,31 @@ pub struct TlsFacts {
     pub handshake_truncated: bool,
     /// Records seen per direction (the whole flow).
     pub records: crate::report::Directions,
+    /// TLS 1.3: the ServerHello accepted a `pre_shared_key`: a resumed session, in which no
+    /// certificate crosses the wire (docs/tls.md).
+    #[serde(default)]
+    pub resumed: bool,
+    /// Of a resumed session: `psk_dhe_ke` (the ServerHello has a key_share) or `psk_ke`.
+    #[serde(default)]
+    pub psk_mode: Option<Name>,
+    /// The ClientHello's psk_key_exchange_modes.
+    #[serde(default)]
+    pub psk_modes_offered: Vec<Name>,
+    /// The ClientHello offered a PSK (a ticket to resume).
+    #[serde(default)]
+    pub psk_offered: bool,
+    /// Of a resumed session: the id of the latest earlier full handshake between the same
+    /// peers (client address, server address and port, SNI) in this run; null when not captured.
+    #[serde(default)]
+    pub resumed_from_flow: Option<u64>,
+    /// What that full handshake showed of the client certificate, which carries over to the
+    /// sessions resumed from it.
+    #[serde(default)]
+    pub resumed_client_cert: Option<ClientCert>,
+    /// SSLv2-format ClientHello: how many cipher specs it offers (3 bytes each, SSLv2 kinds
+    /// included; `cipher_suites_offered` counts the TLS suites among them).
+    #[serde(default)]
+    pub sslv2_cipher_specs_offered: usize,
 }
 
 /// One direction as the TLS layer sees it.
@@ -250,16 +275,126 @@ fn client_hello_facts(
         cipher_suites_offered: ch.map_or(0, |c| c.ciphers.iter().filter(not_grease).count()),
         handshake_truncated: false,
         records: crate::report::Directions::default(),
+        resumed: false,
+        psk_mode: None,
+        psk_modes_offered: ch
+            .map(|c| c.psk_modes.iter().map(|m| names::psk_mode(*m)).collect())
+            .unwrap_or_default(),
+        psk_offered: ch.is_some_and(|c| c.extensions.contains(&handshake::ext::PRE_SHARED_KEY)),
+        resumed_from_flow: None,
+        resumed_client_cert: None,
+        sslv2_cipher_specs_offered: ch.map_or(0, |c| c.sslv2_specs),
     }
 }
 
 const MAX_MESSAGES: usize = 32;
+
+/// Full handshakes remembered for the resumptions that may follow (oldest forgotten first).
+pub const MAX_FULL_HANDSHAKES: usize = 4096;
+
+/// The peers a session ticket is good between, as far as the wire shows them: the client's
+/// address (not its port: every connection has a new one), the server's address and port, SNI.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Peers {
+    pub client: [u8; 16],
+    pub server: [u8; 16],
+    pub server_port: u16,
+    pub sni: Option<String>,
+}
+
+/// TLS 1.3 full handshakes already reported, by peers: what each showed of the client
+/// certificate, so a session resumed from it can say so (client authentication carries over
+/// to every session resumed from a handshake, RFC 8446 §2.2). Bounded by
+/// [`MAX_FULL_HANDSHAKES`] entries of about 100 bytes (plus the SNI).
+#[derive(Debug, Default)]
+pub struct FullHandshakes {
+    map: std::collections::HashMap<Peers, (u64, ClientCert)>,
+    order: std::collections::VecDeque<Peers>,
+}
+
+impl FullHandshakes {
+    /// Notes a full handshake's result (true), or links a resumed session to the full
+    /// handshake it came from (true when found). With `last_chance` a resumed session that
+    /// finds none is said to come from a handshake not captured.
+    pub fn link(
+        &mut self,
+        facts: &mut TlsFacts,
+        peers: &Peers,
+        flow_id: u64,
+        last_chance: bool,
+    ) -> bool {
+        if facts.resumed {
+            let Some(&(from, cert)) = self.map.get(peers) else {
+                if last_chance {
+                    append_basis(
+                        facts,
+                        "no earlier full handshake between these peers is in the capture: client authentication happened in a handshake not captured",
+                    );
+                }
+                return false;
+            };
+            facts.resumed_from_flow = Some(from);
+            facts.resumed_client_cert = Some(cert);
+            let what = match cert {
+                ClientCert::Presented => "a client certificate was presented",
+                ClientCert::Empty => "the client sent an empty Certificate (none)",
+                ClientCert::None | ClientCert::Hidden => "no client certificate was requested",
+            };
+            append_basis(
+                facts,
+                &format!(
+                    "resumed from the full handshake of flow {from} between the same peers, in which {what}; that carries over to this session"
+                ),
+            );
+            return true;
+        }
+        let cert = match (facts.client_cert, facts.client_cert_inferred) {
+            (Some(ClientCert::Hidden), Some(c)) => c,
+            (Some(c), _) if c != ClientCert::Hidden => c,
+            _ => return false,
+        };
+        if facts.version.as_deref() != Some("1.3") || facts.outcome != Outcome::Established {
+            return false;
+        }
+        if self.map.insert(peers.clone(), (flow_id, cert)).is_none() {
+            self.order.push_back(peers.clone());
+            if self.order.len() > MAX_FULL_HANDSHAKES {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+        true
+    }
+}
+
+/// A resumed session's record held back until its full handshake is reported.
+#[derive(Debug)]
+pub struct Held {
+    pub rec: crate::report::FlowRecord,
+    pub place: crate::policy::Place,
+    pub peers: Peers,
+}
+
+fn append_basis(facts: &mut TlsFacts, more: &str) {
+    match &mut facts.inference_basis {
+        Some(b) => {
+            b.push_str("; ");
+            b.push_str(more);
+        }
+        None => facts.inference_basis = Some(more.to_string()),
+    }
+}
 
 /// State kept across flows so repeated work is done once (see the caches' docs).
 #[derive(Debug, Default)]
 pub struct TlsCaches {
     pub ja4: ja4::Ja4Cache,
     pub certs: cert::CertCache,
+    /// Earlier full handshakes, for the resumed sessions that follow them.
+    pub full_handshakes: FullHandshakes,
+    /// Resumed sessions waiting for their full handshake (`report::MAX_HELD` at most).
+    pub held: Vec<Held>,
     /// Handshake bytes of the flow being analysed, reused from flow to flow.
     scratch: [Vec<u8>; 2],
 }
@@ -277,6 +412,7 @@ pub fn analyze(
         ja4: ja4_cache,
         certs: cert_cache,
         scratch,
+        ..
     } = caches;
     let [c_hs, s_hs] = scratch;
     let (c_before_ccs, c_cut) = collect_handshake(client.kept, c_start, c_hs);
@@ -319,11 +455,16 @@ pub fn analyze(
         .iter()
         .find(|(t, _)| *t == msg::CLIENT_HELLO)
         .and_then(|(_, b)| handshake::parse_client_hello(b));
-    if ch.is_none()
-        && crate::classify::tls::sslv2_client_hello(client.kept.get(c_start..).unwrap_or(&[]))
-    {
-        // Labelled through `ClientHello::sslv2` (no JA4 for it).
-        ch = handshake::parse_sslv2_client_hello(&client.kept[c_start..]);
+    // The SSLv2-format hello is at the stream's start, before the TLS records the walker
+    // follows (or, when none followed, where the walker would have started).
+    let hello_at = if client.walker.sslv2_hello.is_some() {
+        0
+    } else {
+        c_start
+    };
+    if ch.is_none() {
+        // Labelled through `ClientHello::sslv2` (no JA4 for it: docs/tls.md).
+        ch = handshake::parse_sslv2_client_hello(client.kept.get(hello_at..).unwrap_or(&[]));
     }
 
     let version = sh.as_ref().map(ServerHello::version);
@@ -397,7 +538,7 @@ pub fn analyze(
         client_cert,
         certificates,
         alerts,
-        prefix: prefix_kind(client.kept, c_start),
+        prefix: prefix_kind(client.kept, hello_at),
         handshake_truncated: c_msgs.truncated
             || s_msgs.truncated
             || (c_cut && ch.is_none())
@@ -406,6 +547,12 @@ pub fn analyze(
             c2s: u64::from(client.walker.records),
             s2c: u64::from(server.walker.records),
         },
+        resumed: is13 && sh.as_ref().is_some_and(ServerHello::accepted_psk),
+        psk_mode: sh
+            .as_ref()
+            .filter(|_| is13)
+            .and_then(ServerHello::psk_mode)
+            .map(Cow::Borrowed),
         ..client_hello_facts(ch.as_ref(), false, ja4_cache)
     };
 
@@ -413,8 +560,14 @@ pub fn analyze(
     let mut inferred_rejection = false;
     if is13 && !hrr_only(hrr, &sh) {
         if let Some(sh) = &sh {
-            inferred_rejection =
-                infer_tls13(&mut facts, client.walker, server.walker, sh.cipher, close);
+            inferred_rejection = infer_tls13(
+                &mut facts,
+                client.walker,
+                server.walker,
+                sh.cipher,
+                close,
+                sh.psk_mode(),
+            );
         }
     }
     facts.outcome = if fatal_in_clear || inferred_rejection {
@@ -500,14 +653,31 @@ fn established(is13: bool, c: &RecordWalker, s: &RecordWalker) -> bool {
     }
 }
 
+/// An encrypted alert record: 2 bytes + the inner content type + a 16-byte AEAD tag.
+const ALERT_RECORD: usize = 19;
+/// A lone server record at most this long, then close, is an alert: 19 bytes, or 35 with the
+/// 16 bytes of padding JSSE adds to every TLS 1.3 record; a NewSessionTicket is longer.
+const MAX_ALERT_RECORD: u16 = 40;
+
 /// TLS 1.3: infers the client certificate from the client's second flight, and a rejection from
 /// a lone short server record followed by close. Returns true for an inferred rejection.
+///
+/// The basis is what RFC 8446 §4.4.2 makes every stack send: a client that received a
+/// CertificateRequest MUST answer with a Certificate (empty when it has none) before its
+/// Finished, plus a CertificateVerify when the Certificate is not empty. Stacks differ only in
+/// record packing (OpenSSL, GnuTLS, Go, JSSE: a record per message; BoringSSL, NSS, rustls: one
+/// record) and padding (JSSE: 16 bytes per record), so the first record of the flight is either
+/// a Finished alone (no request), smaller than a Finished (an empty Certificate alone), a
+/// Finished + 8 (empty Certificate and Finished packed) or large (a certificate chain). With
+/// `psk` (a resumed session, RFC 8446 §4.3.2: no CertificateRequest under a PSK) nothing is
+/// inferred about the certificate.
 fn infer_tls13(
     facts: &mut TlsFacts,
     c: &RecordWalker,
     s: &RecordWalker,
     cipher: u16,
     close: Close,
+    psk: Option<&str>,
 ) -> bool {
     let finished = names::tls13_hash_len(cipher) + 4 + 17;
     let client_enc: Vec<&RecordEvent> = c
@@ -558,18 +728,39 @@ fn infer_tls13(
     } else {
         String::new()
     };
-    let (inferred, basis) = if r0 == finished {
+    let (inferred, basis) = if let Some(mode) = psk {
+        (
+            None,
+            format!(
+                "{early_note}a resumed session: the ServerHello accepted a pre_shared_key ({mode}), so no certificate crosses the wire and the server may not request one (RFC 8446 §4.3.2); client authentication, if any, happened in the full handshake the session came from (records: {sizes})"
+            ),
+        )
+    } else if r0 == finished {
         (
             Some(ClientCert::None),
             format!(
                 "{early_note}the client's second flight starts with a {r0}-byte record, the size of a Finished alone: no Certificate, so none was requested (records: {sizes})"
             ),
         )
-    } else if r0 <= 40 || r0 == finished + 8 {
+    } else if r0 > ALERT_RECORD && r0 < finished {
         (
             Some(ClientCert::Empty),
             format!(
-                "{early_note}the client's second flight starts with a {r0}-byte record, the size of a Certificate with no entries (records: {sizes})"
+                "{early_note}the client's second flight starts with a {r0}-byte record, smaller than a Finished ({finished}): a Certificate with no entries in a record of its own (25 bytes; 41 with JSSE's record padding) (records: {sizes})"
+            ),
+        )
+    } else if r0 == finished + 8 {
+        (
+            Some(ClientCert::Empty),
+            format!(
+                "{early_note}the client's second flight starts with a {r0}-byte record, a Finished + 8: a Certificate with no entries and the Finished in one record (records: {sizes})"
+            ),
+        )
+    } else if r0 == ALERT_RECORD {
+        (
+            None,
+            format!(
+                "{early_note}the client's second flight starts with a {r0}-byte record, an alert's size: the client gave up on the handshake (records: {sizes})"
             ),
         )
     } else if r0 >= 200 {
@@ -601,7 +792,7 @@ fn infer_tls13(
         _ => None,
     };
     let closed = close != Close::Open;
-    let lone_short = server_after.len() == 1 && server_after[0].len <= 24;
+    let lone_short = server_after.len() == 1 && server_after[0].len <= MAX_ALERT_RECORD;
     let rejected = closed && (lone_short || (server_after.is_empty() && close == Close::Rst));
     let mut basis = basis;
     if rejected {

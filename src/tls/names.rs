@@ -181,3 +181,12 @@ pub fn signature_scheme(id: u16) -> Cow<'static, str> {
         _ => format!("0x{id:04x}").into(),
     }
 }
+
+/// psk_key_exchange_modes values (RFC 8446 §4.2.9).
+pub fn psk_mode(m: u8) -> Cow<'static, str> {
+    match m {
+        0 => Cow::Borrowed("psk_ke"),
+        1 => Cow::Borrowed("psk_dhe_ke"),
+        _ => Cow::Owned(format!("0x{m:02x}")),
+    }
+}

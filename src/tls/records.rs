@@ -69,6 +69,9 @@ pub struct RecordWalker {
     pub lost_after_sync: bool,
     /// Times the walker found its way back to a record boundary after losing sync.
     pub resyncs: u32,
+    /// The stream began with an SSLv2-format ClientHello of this many bytes (header
+    /// included); the TLS records begin after it.
+    pub sslv2_hello: Option<u32>,
     scanned: usize,
 }
 
@@ -175,6 +178,27 @@ impl RecordWalker {
     /// 8-byte PostgreSQL SSLRequest / 1-byte 'S' answer.
     fn find_start(&mut self, kept: &[u8]) -> Option<usize> {
         let limit = kept.len().min(SYNC_WINDOW);
+        if self.scanned == 0 && self.sslv2_hello.is_none() {
+            if let Some(n) = crate::classify::tls::sslv2_client_hello_len(kept) {
+                // RFC 5246 E.2: an old client's SSLv2-format hello, answered by a TLS
+                // ServerHello; its next records (ClientKeyExchange…) are TLS records.
+                self.sslv2_hello = Some(n as u32);
+                self.records += 1;
+            }
+        }
+        if let Some(n) = self.sslv2_hello {
+            let n = n as usize;
+            let h = kept.get(n..n + 5)?;
+            let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
+            let ok = (content::CHANGE_CIPHER_SPEC..=content::APPLICATION_DATA).contains(&h[0])
+                && h[1] == 3
+                && h[2] <= 4
+                && len > 0
+                && len <= MAX_RECORD_LEN;
+            // Anything else after it is SSL 2.0 itself (CLIENT-MASTER-KEY): not followed.
+            self.scanned = limit;
+            return ok.then_some(n);
+        }
         // At the start any record type will do (a server may answer with an alert); after a
         // cleartext prefix only a handshake record, so that text is not taken for TLS.
         let plausible = |i: usize| -> Option<bool> {
