@@ -1108,3 +1108,92 @@ fn permission_errors_say_what_is_missing() {
         assert!(!err.contains("PASS") && !err.contains("flows"), "{err}");
     }
 }
+
+/// Issue 11, "files we write": `capture -w` and `sniff -w` open their file as root, so a
+/// planted symlink must not lead anywhere, an existing file is refused (or, with --overwrite,
+/// replaced if it is a regular file root owns, and made 0600), a directory is refused. Before
+/// the fix the symlink's target was truncated and the 0666 file kept its mode.
+#[test]
+fn issue_11_capture_and_sniff_files_never_follow_symlinks_or_replace_without_overwrite() {
+    if !skip_unless_ready("issue_11_capture_and_sniff_files") {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let lab = Lab::with_http(10);
+    let url = format!("http://{}:8080/", lab.pod_ip);
+    let run = |cmd: &str, file: &Path, overwrite: bool| {
+        let mut args: Vec<&str> = vec![cmd, "--netns", &lab.pod, "-i", "eth0", "-w"];
+        args.push(file.to_str().unwrap());
+        args.extend(["--duration", "2s"]);
+        if cmd == "sniff" {
+            args.extend(["--format", "jsonl", "--fail-on", ""]);
+        }
+        if overwrite {
+            args.push("--overwrite");
+        }
+        let child = Command::new(common::bin())
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        lab.curl(&url);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    for cmd in ["capture", "sniff"] {
+        let d = lab.dir.join(cmd);
+        std::fs::create_dir_all(&d).unwrap();
+        // A planted symlink to a file root owns: refused, with or without --overwrite.
+        let victim = d.join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let link = d.join("link.pcap");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        for ow in [false, true] {
+            let (code, err) = run(cmd, &link, ow);
+            assert_eq!(code, Some(2), "{cmd} symlink --overwrite={ow}: {err}");
+            assert!(err.contains("symbolic link"), "{cmd}: {err}");
+        }
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious", "{cmd}");
+        assert_eq!(std::fs::metadata(&victim).unwrap().mode() & 0o777, 0o644);
+        // A pre-existing 0666 file: refused, untouched; with --overwrite replaced, 0600.
+        let old = d.join("old.pcap");
+        std::fs::write(&old, b"an older capture").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let (code, err) = run(cmd, &old, false);
+        assert_eq!(code, Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains("already exists") && err.contains("--overwrite"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&old).unwrap(), b"an older capture");
+        let (code, err) = run(cmd, &old, true);
+        assert_eq!(code, Some(0), "{cmd} --overwrite: {err}");
+        assert_eq!(
+            std::fs::metadata(&old).unwrap().mode() & 0o777,
+            0o600,
+            "{cmd}"
+        );
+        assert!(
+            !all_frames(&old).is_empty(),
+            "{cmd}: the replaced file is a capture"
+        );
+        // Someone else's file is not replaced, even with --overwrite.
+        let theirs = d.join("theirs.pcap");
+        std::fs::write(&theirs, b"not ours").unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let (code, err) = run(cmd, &theirs, true);
+        assert_eq!(code, Some(2), "{cmd}: {err}");
+        assert!(err.contains("belongs to uid 65534"), "{err}");
+        assert_eq!(std::fs::read(&theirs).unwrap(), b"not ours");
+        // A directory.
+        let (code, err) = run(cmd, &d, true);
+        assert_eq!(code, Some(2), "{cmd}: {err}");
+        assert!(err.contains("is a directory"), "{cmd}: {err}");
+    }
+}
