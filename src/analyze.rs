@@ -194,6 +194,10 @@ impl<'s> Analysis<'s> {
             packets: self.summary.packets,
             flows: self.next_id,
         });
+        // Damage stepped over (pcapng blocks skipped) comes before where reading stopped.
+        for e in reader.take_damage() {
+            self.record_error(name, &e);
+        }
         if let Some(e) = read_err {
             self.record_error(name, &e);
         }

@@ -72,9 +72,14 @@ struct SniffArgs {
     /// Interface in the target's namespace, or `any`.
     #[arg(short = 'i', long, default_value = "any", value_name = "IFACE")]
     interface: String,
-    /// Keep the capture (pcapng, created 0600).
+    /// Keep the capture (pcapng, created 0600; never through a symlink, never onto an
+    /// existing file unless --overwrite).
     #[arg(short = 'w', long, value_name = "FILE")]
     write: Option<String>,
+    /// Let -w replace an existing regular file of this user (not a symlink, directory or
+    /// someone else's file); it is made 0600.
+    #[arg(long, requires = "write")]
+    overwrite: bool,
     /// A capture filter (see `capture -f`).
     #[arg(short = 'f', long, value_name = "FILTER")]
     filter: Option<String>,
@@ -114,9 +119,14 @@ struct CaptureArgs {
     /// Ethernet interface, or for `-i any`'s cooked socket) and exit.
     #[arg(long)]
     filter_ddd: bool,
-    /// Where to write: a file (created 0600) or `-` for standard output.
+    /// Where to write: a file (created 0600; never through a symlink, never onto an existing
+    /// file unless --overwrite) or `-` for standard output.
     #[arg(short = 'w', long, default_value = "-", value_name = "FILE|-")]
     write: String,
+    /// Let -w replace an existing regular file of this user (not a symlink, directory or
+    /// someone else's file); it is made 0600.
+    #[arg(long)]
+    overwrite: bool,
     /// Stop after this many packets.
     #[arg(short = 'c', long, value_name = "N")]
     count: Option<u64>,
@@ -153,9 +163,10 @@ struct FailOn {
     fail_on: Vec<String>,
 }
 
-/// Creates (or truncates) a file only its owner can read: captures hold secrets.
-fn create_private(path: &str) -> Result<File> {
-    meshsniff::cli::create_private(path).with_context(|| format!("cannot create {path}"))
+/// Creates a file only its owner can read (captures hold secrets): never through a symlink,
+/// never onto an existing file unless `overwrite` (the error says what to do).
+fn create_private(path: &str, overwrite: bool) -> Result<File> {
+    Ok(meshsniff::cli::create_private(path, overwrite)?)
 }
 
 /// Whose network namespace to capture in (at most one; none: this process's own).
@@ -586,7 +597,7 @@ fn capture(args: CaptureArgs) -> Result<u8> {
     } else {
         Box::new(BufWriter::with_capacity(
             1 << 16,
-            create_private(&args.write)?,
+            create_private(&args.write, args.overwrite)?,
         ))
     };
     let opts = Options {
@@ -665,7 +676,11 @@ fn sniff(args: SniffArgs) -> Result<u8> {
         child_args.extend(["--duration".into(), format!("{}ms", d.as_millis().max(1))]);
     }
     // The kept file is opened before any privilege is dropped.
-    let keep = args.write.as_deref().map(create_private).transpose()?;
+    let keep = args
+        .write
+        .as_deref()
+        .map(|p| create_private(p, args.overwrite))
+        .transpose()?;
     // Ctrl-C reaches the child too (same process group): it stops and closes the stream,
     // and this process reports what it read. SIGTERM/SIGHUP are forwarded to it.
     meshsniff::capture::install_stop_signals();

@@ -623,6 +623,11 @@ fn privileges_are_dropped_and_every_stop_leaves_a_valid_file() {
                 assert_eq!(field("CapEff:"), ["0000000000000000"], "{status}");
                 assert_eq!(field("CapPrm:"), ["0000000000000000"], "{status}");
                 assert_eq!(field("NoNewPrivs:"), ["1"], "{status}");
+                // Issue 11: nothing kept that streaming does not need.
+                assert_eq!(field("CapBnd:"), ["0000000000000000"], "{status}");
+                assert_eq!(field("CapInh:"), ["0000000000000000"], "{status}");
+                assert_eq!(field("CapAmb:"), ["0000000000000000"], "{status}");
+                assert_eq!(field("Seccomp:"), ["2"], "{status}");
             }
             lab.curl(&url);
             let st = match how {
@@ -788,6 +793,21 @@ fn sniff_judges_live_and_stops_cleanly_on_ctrl_c() {
     // Both processes run unprivileged now.
     std::thread::sleep(Duration::from_millis(200));
     let status = std::fs::read_to_string(format!("/proc/{}/status", sniff.id())).unwrap();
+    // The helper (sniff's child) streams in the sandbox, with an empty bounding set.
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", sniff.id())).unwrap();
+    let helper = children
+        .split_whitespace()
+        .next()
+        .expect("sniff has a helper child");
+    let hs = std::fs::read_to_string(format!("/proc/{helper}/status")).unwrap();
+    for want in [
+        "CapBnd:\t0000000000000000",
+        "CapEff:\t0000000000000000",
+        "Seccomp:\t2",
+    ] {
+        assert!(hs.contains(want), "sniff's helper: no {want:?} in {hs}");
+    }
     assert!(
         status
             .lines()
@@ -1106,5 +1126,161 @@ fn permission_errors_say_what_is_missing() {
         let times: usize = os.iter().map(|e| err.matches(e).count()).sum();
         assert_eq!(times, 1, "{args:?}: the system's error once: {err}");
         assert!(!err.contains("PASS") && !err.contains("flows"), "{err}");
+    }
+}
+
+/// Issue 11, "files we write": `capture -w` and `sniff -w` open their file as root, so a
+/// planted symlink must not lead anywhere, an existing file is refused (or, with --overwrite,
+/// replaced if it is a regular file root owns, and made 0600), a directory is refused. Before
+/// the fix the symlink's target was truncated and the 0666 file kept its mode.
+#[test]
+fn issue_11_capture_and_sniff_files_never_follow_symlinks_or_replace_without_overwrite() {
+    if !skip_unless_ready("issue_11_capture_and_sniff_files") {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let lab = Lab::with_http(10);
+    let url = format!("http://{}:8080/", lab.pod_ip);
+    let run = |cmd: &str, file: &Path, overwrite: bool| {
+        let mut args: Vec<&str> = vec![cmd, "--netns", &lab.pod, "-i", "eth0", "-w"];
+        args.push(file.to_str().unwrap());
+        args.extend(["--duration", "2s"]);
+        if cmd == "sniff" {
+            args.extend(["--format", "jsonl", "--fail-on", ""]);
+        }
+        if overwrite {
+            args.push("--overwrite");
+        }
+        let child = Command::new(common::bin())
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        lab.curl(&url);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    for cmd in ["capture", "sniff"] {
+        let d = lab.dir.join(cmd);
+        std::fs::create_dir_all(&d).unwrap();
+        // A planted symlink to a file root owns: refused, with or without --overwrite.
+        let victim = d.join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let link = d.join("link.pcap");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        for ow in [false, true] {
+            let (code, err) = run(cmd, &link, ow);
+            assert_eq!(code, Some(2), "{cmd} symlink --overwrite={ow}: {err}");
+            assert!(err.contains("symbolic link"), "{cmd}: {err}");
+        }
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious", "{cmd}");
+        assert_eq!(std::fs::metadata(&victim).unwrap().mode() & 0o777, 0o644);
+        // A pre-existing 0666 file: refused, untouched; with --overwrite replaced, 0600.
+        let old = d.join("old.pcap");
+        std::fs::write(&old, b"an older capture").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let (code, err) = run(cmd, &old, false);
+        assert_eq!(code, Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains("already exists") && err.contains("--overwrite"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&old).unwrap(), b"an older capture");
+        let (code, err) = run(cmd, &old, true);
+        assert_eq!(code, Some(0), "{cmd} --overwrite: {err}");
+        assert_eq!(
+            std::fs::metadata(&old).unwrap().mode() & 0o777,
+            0o600,
+            "{cmd}"
+        );
+        assert!(
+            !all_frames(&old).is_empty(),
+            "{cmd}: the replaced file is a capture"
+        );
+        // Someone else's file is not replaced, even with --overwrite.
+        let theirs = d.join("theirs.pcap");
+        std::fs::write(&theirs, b"not ours").unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let (code, err) = run(cmd, &theirs, true);
+        assert_eq!(code, Some(2), "{cmd}: {err}");
+        assert!(err.contains("belongs to uid 65534"), "{err}");
+        assert_eq!(std::fs::read(&theirs).unwrap(), b"not ours");
+        // A directory.
+        let (code, err) = run(cmd, &d, true);
+        assert_eq!(code, Some(2), "{cmd}: {err}");
+        assert!(err.contains("is a directory"), "{cmd}: {err}");
+    }
+}
+
+/// Issue 11, "the helper keeps nothing it does not need": with the hidden test hook
+/// (`MESHSNIFF_SECCOMP_SELFTEST=1`) the helper calls socket() once the sandbox is in place and
+/// a packet is on disk; the seccomp filter must end it by SIGSYS, and the file must be a valid
+/// capture up to that point. Before the fix (no filter) the call succeeded and the helper
+/// exited with an error instead.
+#[test]
+fn issue_11_a_forbidden_system_call_ends_the_helper_by_sigsys_and_the_file_stays_valid() {
+    if !skip_unless_ready("issue_11_a_forbidden_system_call_ends_the_helper") {
+        return;
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let lab = Lab::with_http(11);
+    let url = format!("http://{}:8080/", lab.pod_ip);
+    for pcapng in [false, true] {
+        let file = lab.dir.join(format!("selftest-{pcapng}.cap"));
+        let mut args = vec![
+            "capture",
+            "--netns",
+            &lab.pod,
+            "-i",
+            "eth0",
+            "--duration",
+            "20s",
+            "-w",
+            file.to_str().unwrap(),
+        ];
+        if pcapng {
+            args.push("--pcapng");
+        }
+        let log = lab.dir.join(format!("selftest-{pcapng}.log"));
+        let mut ms = Command::new(common::bin())
+            .args(&args)
+            .env("MESHSNIFF_SECCOMP_SELFTEST", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        common::wait_for(&log, "capturing on");
+        lab.curl(&url);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let st = loop {
+            if let Some(st) = ms.try_wait().unwrap() {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "pcapng={pcapng}: still running");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let err = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            st.signal(),
+            Some(libc::SIGSYS),
+            "pcapng={pcapng}: {st:?}: {err}"
+        );
+        // Our reader reads it to the end without an error (all_frames unwraps), tshark too.
+        let ours = all_frames(&file).len();
+        assert!(
+            ours > 0,
+            "pcapng={pcapng}: no packet before the forbidden call"
+        );
+        let theirs = common::tshark_fields(&file, &["frame.number"], "frame").len();
+        assert_eq!(
+            theirs, ours,
+            "pcapng={pcapng}: tshark reads the same packets"
+        );
     }
 }

@@ -195,3 +195,146 @@ fn rand_suffix() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
 }
+
+/// pcapng block walk for the tests (little-endian files): (offset, length, type) per block.
+fn blocks(bytes: &[u8]) -> Vec<(usize, usize, u32)> {
+    let mut v = Vec::new();
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let t = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        v.push((at, len, t));
+        at += len;
+    }
+    v
+}
+
+/// (client, server) of every flow: what "every flow that could be read" is compared by.
+fn ends(v: &[meshsniff::report::FlowRecord]) -> Vec<(String, String)> {
+    let mut e: Vec<_> = v
+        .iter()
+        .map(|f| (f.client.clone(), f.server.clone()))
+        .collect();
+    e.sort();
+    e
+}
+
+/// Issue 11, "damaged pcapng is damage": a real capture with one field changed, block by
+/// block. Each is reported (exit 3, file, byte offset, block number) and every flow of the
+/// undamaged file is still reported. On the code before the fix each exited 0 in silence (the
+/// first case dropped the packet that carries the Authorization header).
+#[test]
+fn issue_11_damaged_pcapng_blocks_exit_3_with_offset_and_block_and_keep_every_flow() {
+    struct Case {
+        file: &'static str,
+        /// 1-based number of the block to change.
+        block: usize,
+        /// Offset inside the block of the u32 (or u16, `short`) field and its new value.
+        field: usize,
+        value: u32,
+        short: bool,
+        /// Framing damage stops the reader: flows are then only those begun before.
+        fatal: bool,
+        says: &'static str,
+    }
+    let cases = [
+        // EPB interface id 0 -> 7 (the section has 2): the block holding `Authorization`.
+        Case {
+            file: "mesh-server.pcapng",
+            block: 32,
+            field: 8,
+            value: 7,
+            short: false,
+            fatal: false,
+            says: "interface 7",
+        },
+        // EPB captured length past its block.
+        Case {
+            file: "two-interfaces.pcapng",
+            block: 20,
+            field: 20,
+            value: 5000,
+            short: false,
+            fatal: false,
+            says: "captured length 5000",
+        },
+        // IDB option (if_name, the first) whose length runs past the block.
+        Case {
+            file: "two-interfaces.pcapng",
+            block: 3,
+            field: 18,
+            value: 200,
+            short: true,
+            fatal: false,
+            says: "option 2 says 200 bytes",
+        },
+        // SHB option length past the block.
+        Case {
+            file: "mesh-server.pcapng",
+            block: 1,
+            field: 26,
+            value: 400,
+            short: true,
+            fatal: false,
+            says: "section header",
+        },
+        // EPB block total length differs from its trailer: framing, reading stops there.
+        Case {
+            file: "mesh-server.pcapng",
+            block: 60,
+            field: 4,
+            value: 72,
+            short: false,
+            fatal: true,
+            says: "trailing length",
+        },
+    ];
+    let dir = tempdir();
+    for c in cases {
+        let bytes = sample(c.file);
+        let (clean, _) = analyze_bytes(&bytes, FlowConfig::default());
+        let (at, _, _) = blocks(&bytes)[c.block - 1];
+        let mut damaged = bytes.clone();
+        let f = at + c.field;
+        if c.short {
+            damaged[f..f + 2].copy_from_slice(&(c.value as u16).to_le_bytes());
+        } else {
+            damaged[f..f + 4].copy_from_slice(&c.value.to_le_bytes());
+        }
+        let path = dir.join(format!("block{}-{}", c.block, c.file));
+        std::fs::write(&path, &damaged).unwrap();
+        let out = common::run(&["analyze", "--format", "jsonl", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let what = format!("{} block {}: {err}", c.file, c.block);
+        assert_eq!(out.status.code(), Some(3), "{what}");
+        let (flows, summary) = common::parse_jsonl(&out.stdout);
+        assert!(summary.partial, "{what}");
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let line = err
+            .lines()
+            .find(|l| l.contains(c.says))
+            .unwrap_or_else(|| panic!("{what}: no line says {:?}", c.says));
+        assert!(
+            line.contains(name)
+                && line.contains(&format!("byte offset {at}"))
+                && line.contains(&format!("block {}", c.block)),
+            "{what}"
+        );
+        let e = summary
+            .errors
+            .iter()
+            .find(|e| e.message.contains(c.says))
+            .unwrap();
+        assert_eq!(
+            (e.kind, e.offset),
+            (InputErrorKind::Damaged, Some(at as u64)),
+            "{what}"
+        );
+        if c.fatal {
+            assert!(!flows.is_empty() && flows.len() <= clean.len(), "{what}");
+        } else {
+            assert_eq!(ends(&flows), ends(&clean), "{what}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

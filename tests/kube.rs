@@ -1098,3 +1098,60 @@ fn a_closed_stdout_ends_the_capture_and_a_bad_path_creates_nothing() {
     assert_eq!(status.code(), Some(0), "{err}");
     assert_eq!(lab.deletes().len(), 1, "{err}");
 }
+
+/// Issue 11, "files we write": the plugin's `-o` never writes through a symlink, refuses an
+/// existing file unless --overwrite and a directory always, and does so before any helper is
+/// created. Before the fix the symlink's target was truncated.
+#[test]
+fn issue_11_output_file_never_follows_symlinks_or_replaces_without_overwrite() {
+    if !common::have("issue_11_output_file", "python3") {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let lab = KubeLab::stand_in_only("o");
+    let pod_file = lab.state.join("objects/pods/shop/web-1.json");
+    std::fs::create_dir_all(pod_file.parent().unwrap()).unwrap();
+    let json = pod_json(
+        "shop",
+        "web-1",
+        "node-a",
+        &"ab".repeat(32),
+        json!({"app": "web"}),
+    );
+    std::fs::write(&pod_file, json.to_string()).unwrap();
+    let victim = lab.dir.join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let link = lab.dir.join("link.pcapng");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let old = lab.dir.join("old.pcapng");
+    std::fs::write(&old, b"an older capture").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let dir = lab.dir.join("adir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases: [(&Path, bool, &str); 5] = [
+        (&link, false, "symbolic link"),
+        (&link, true, "symbolic link"),
+        (&old, false, "--overwrite"),
+        (&dir, false, "is a directory"),
+        (&dir, true, "is a directory"),
+    ];
+    for (path, ow, says) in cases {
+        let mut args = vec!["web-1", "-n", "shop", "-o", path.to_str().unwrap()];
+        if ow {
+            args.push("--overwrite");
+        }
+        let out = lab.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(
+            lab.created_pods().is_empty(),
+            "{args:?}: a helper was created"
+        );
+    }
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert_eq!(std::fs::read(&old).unwrap(), b"an older capture");
+    assert_eq!(std::fs::metadata(&old).unwrap().mode() & 0o777, 0o666);
+    let _ = std::fs::remove_dir_all(&lab.dir);
+}

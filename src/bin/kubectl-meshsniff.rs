@@ -55,6 +55,10 @@ struct Args {
     /// instead of judging.
     #[arg(short = 'o', long, value_name = "FILE|-")]
     output: Option<String>,
+    /// Let -o replace an existing regular file of yours (never a symlink, a directory or
+    /// someone else's file); it is made 0600.
+    #[arg(long)]
+    overwrite: bool,
     /// How long to capture: the helper stops by itself then, even if this laptop goes away.
     #[arg(long, default_value = "15m", value_parser = meshsniff::cli::parse_duration)]
     duration: Duration,
@@ -307,10 +311,7 @@ fn run(args: Args) -> Result<u8> {
     // The output file first: a path that cannot be written must not cost a privileged pod.
     let saved = match args.output.as_deref() {
         None | Some("-") => None,
-        Some(path) => Some(
-            meshsniff::cli::create_private(path)
-                .with_context(|| format!("cannot create {path}"))?,
-        ),
+        Some(path) => Some(meshsniff::cli::create_private(path, args.overwrite)?),
     };
     let session = session_id();
     let opts = CaptureOpts {

@@ -459,10 +459,13 @@ fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// After the socket is open: no supplementary groups, the given gid and uid (real, effective
-/// and saved, so there is no way back), every capability gone (a uid change away from root
-/// clears them), and no_new_privs so nothing executed later can regain any.
+/// After the socket is open: an empty capability bounding set and ambient set (while still
+/// privileged: that needs CAP_SETPCAP), no supplementary groups, the given gid and uid (real,
+/// effective and saved, so there is no way back), every capability gone (a uid change away
+/// from root clears the effective and permitted sets; capset clears the inheritable one too),
+/// and no_new_privs so nothing executed later can regain any.
 pub fn drop_privileges(uid: u32, gid: u32) -> Result<(), LiveError> {
+    super::sandbox::clear_bounding_set()?;
     // SAFETY: plain syscalls with valid arguments.
     unsafe {
         check(libc::setgroups(0, std::ptr::null())).map_err(sys("setgroups"))?;
@@ -471,8 +474,8 @@ pub fn drop_privileges(uid: u32, gid: u32) -> Result<(), LiveError> {
         check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
             .map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
     }
-    if uid == 0 {
-        // Staying root was asked for; still drop every capability we do not need.
+    {
+        // Also when staying root was asked for: no capability is needed from here on.
         let hdr = CapHeader {
             version: 0x2008_0522,
             pid: 0,

@@ -4,7 +4,8 @@
 //! socket to the capture file as they are.
 //!
 //! Order of work in [`run`]: resolve the target's namespace → open the socket there (and list
-//! its interfaces) → drop privileges → write the header → stream packets, flushing whenever
+//! its interfaces) → drop privileges (bounding set emptied first) → install the seccomp
+//! sandbox (`sandbox`) → write the header → stream packets, flushing whenever
 //! the socket has nothing more ready → on any stop (count, duration, bytes, a signal, a closed
 //! pipe) finish the file and report the kernel's packet and drop counts.
 
@@ -12,6 +13,7 @@
 
 pub mod filter;
 pub mod live;
+pub mod sandbox;
 pub mod target;
 pub mod writer;
 
@@ -131,7 +133,11 @@ pub fn run<W: Write>(
         let prog = filter::compile(expr, link, opts.snaplen)?;
         sock.attach_filter(&prog).map_err(CaptureError::Read)?;
     }
+    // The test hook is read while the environment can still be trusted to mean something:
+    // before the sandbox, which it then tries.
+    let selftest = std::env::var_os(sandbox::SELFTEST_ENV).is_some_and(|v| v == "1");
     live::drop_privileges(opts.user.0, opts.user.1)?;
+    sandbox::install()?;
     started(&sock);
     let mut w = writer::CaptureWriter::new(
         out,
@@ -176,6 +182,10 @@ pub fn run<W: Write>(
                 if let Err(e) = w.flush() {
                     write_err(e, &mut stats)?;
                     break;
+                }
+                if selftest {
+                    // Packets are on disk: a forbidden call must end the process here.
+                    return Err(CaptureError::Write(sandbox::forbidden_call()));
                 }
             }
             continue;

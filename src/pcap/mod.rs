@@ -1,7 +1,8 @@
 //! Capture file reader: classic pcap (both byte orders, micro/nanosecond) and pcapng (both byte
 //! orders, several sections and interfaces with their own link types and timestamp resolutions).
 //! Streams from any `Read` (file or pipe) through one reusable buffer: no allocation per packet,
-//! memory bounded by the largest record. Every error names the byte offset and packet number.
+//! memory bounded by the largest record. Every error names the byte offset, the packet number
+//! and, in pcapng, the block number.
 //!
 //! Why our own reader and not `pcap-parser` (DESIGN.md's first choice): see docs/decisions.md.
 
@@ -67,18 +68,28 @@ pub enum ReadError {
     #[error("input is empty or shorter than a capture file header ({got} bytes)")]
     TooShort { got: usize },
     #[error(
-        "truncated at byte offset {offset}, packet {packet}: the record needs {needed} bytes, \
-         the input ends after {available}"
+        "truncated at byte offset {offset}{}, packet {packet}: the record needs {needed} bytes, \
+         the input ends after {available}",
+        block_part(*.block)
     )]
     Truncated {
         offset: u64,
+        /// 1-based pcapng block number (None for classic pcap, which has no blocks).
+        block: Option<u64>,
         packet: u64,
         needed: usize,
         available: usize,
     },
-    #[error("corrupt record at byte offset {offset}, packet {packet}: {reason}")]
+    /// Damage: in classic pcap it stops the reader; in pcapng it stops the reader when the
+    /// framing is broken, else the block is skipped and listed by [`PcapReader::take_damage`].
+    #[error(
+        "corrupt {} at byte offset {offset}, packet {packet}: {reason}",
+        block_name(*.block)
+    )]
     Corrupt {
         offset: u64,
+        /// 1-based pcapng block number (None for classic pcap).
+        block: Option<u64>,
         packet: u64,
         reason: String,
     },
@@ -88,6 +99,17 @@ pub enum ReadError {
         #[source]
         source: io::Error,
     },
+}
+
+fn block_part(block: Option<u64>) -> String {
+    block.map(|b| format!(", block {b}")).unwrap_or_default()
+}
+
+fn block_name(block: Option<u64>) -> String {
+    match block {
+        Some(b) => format!("pcapng block {b}"),
+        None => "record".into(),
+    }
 }
 
 impl ReadError {
@@ -407,9 +429,15 @@ impl<R: Read> PcapReader<R> {
         Ok(())
     }
 
+    /// The pcapng block being read, 1-based (None for classic pcap).
+    fn block_no(&self) -> Option<u64> {
+        (self.format == Format::PcapNg).then_some(self.ng.blocks)
+    }
+
     fn truncated(&self, needed: usize) -> ReadError {
         ReadError::Truncated {
             offset: self.offset,
+            block: self.block_no(),
             packet: self.next_packet,
             needed,
             available: self.avail(),
@@ -419,6 +447,7 @@ impl<R: Read> PcapReader<R> {
     fn corrupt(&self, reason: String) -> ReadError {
         ReadError::Corrupt {
             offset: self.offset,
+            block: self.block_no(),
             packet: self.next_packet,
             reason,
         }
@@ -484,6 +513,7 @@ mod tests {
         match r.next_frame() {
             Err(ReadError::Truncated {
                 offset,
+                block: None,
                 packet,
                 needed,
                 available,

@@ -1,8 +1,10 @@
 //! pcapng block walker: SHB (byte order per section), IDB (link type, `if_name`, `if_tsresol`,
 //! `if_tsoffset`), EPB, SPB and the obsolete PB. Other blocks (NRB, ISB, DSB, custom) are
-//! skipped by their length. Framing errors stop the reader; a bad block body with intact framing
-//! (an EPB naming an unknown interface) is skipped and counted, because the next block can still
-//! be found.
+//! skipped by their length. Two kinds of damage, both reported with byte offset, block and
+//! packet number: broken framing (lengths) stops the reader, since the next block cannot be
+//! found; a bad body inside intact framing (an EPB naming an interface that does not exist, a
+//! captured length past its block, an option running past its block) is listed as damage and
+//! the block skipped, so every packet that can be read still is.
 
 use super::{Endian, Interface, LinkType, MAX_RECORD, PcapReader, RawFrame, ReadError};
 use std::io::Read;
@@ -13,6 +15,9 @@ const PB_OBSOLETE: u32 = 2;
 const SPB: u32 = 3;
 const EPB: u32 = 6;
 const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
+/// Damaged blocks listed one by one; beyond, they are only counted (`skipped_blocks`), so a
+/// file of nothing but damage cannot grow memory.
+pub const MAX_DAMAGE_LISTED: usize = 64;
 
 /// Per-section interface description needed to turn block timestamps into nanoseconds.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +30,8 @@ struct NgInterface {
     pow10: bool,
     exp: u8,
     offset_s: i64,
+    /// Block number of an IDB too short to hold a link type: its packets cannot be decoded.
+    unusable: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -33,14 +40,36 @@ pub(super) struct NgState {
     in_section: bool,
     section: Vec<NgInterface>,
     last_ts: u64,
-    /// Blocks with intact framing whose content made no sense (counted, skipped).
+    /// Number of the block being read (1-based; the SHB is block 1).
+    pub(super) blocks: u64,
+    /// Blocks with intact framing whose content made no sense (counted, reported, skipped).
     pub(super) skipped_blocks: u64,
+    /// The first [`MAX_DAMAGE_LISTED`] of them, as errors.
+    damage: Vec<ReadError>,
 }
 
+/// What a block body held: nothing to return, a packet, or damage (the reason).
+type BlockResult = Result<Option<RawFrame>, String>;
+
 impl<R: Read> PcapReader<R> {
-    /// Number of pcapng blocks skipped because their content was invalid.
+    /// Number of pcapng blocks with intact framing but damaged content (each is also in
+    /// [`take_damage`](Self::take_damage), up to [`MAX_DAMAGE_LISTED`]).
     pub fn skipped_blocks(&self) -> u64 {
         self.ng.skipped_blocks
+    }
+
+    /// Damage the reader stepped over (blocks skipped or read only in part), in file order.
+    /// Each is an error as a fatal one would be: the input is partial (exit 3).
+    pub fn take_damage(&mut self) -> Vec<ReadError> {
+        std::mem::take(&mut self.ng.damage)
+    }
+
+    fn record_damage(&mut self, reason: String) {
+        self.ng.skipped_blocks += 1;
+        if self.ng.damage.len() < MAX_DAMAGE_LISTED {
+            let e = self.corrupt(reason);
+            self.ng.damage.push(e);
+        }
     }
 
     pub(super) fn next_ng(&mut self) -> Result<Option<RawFrame>, ReadError> {
@@ -49,6 +78,7 @@ impl<R: Read> PcapReader<R> {
             if self.avail() == 0 {
                 return Ok(None);
             }
+            self.ng.blocks += 1;
             if self.avail() < 12 {
                 return Err(self.truncated(12));
             }
@@ -73,10 +103,11 @@ impl<R: Read> PcapReader<R> {
             let head = &self.buf[self.start..self.start + 12];
             let btype = e.u32(head, 0);
             let blen = e.u32(head, 4) as usize;
-            if blen < 12 || blen % 4 != 0 || blen > MAX_RECORD {
+            let min = if btype == SHB { 28 } else { 12 };
+            if blen < min || blen % 4 != 0 || blen > MAX_RECORD {
                 return Err(self.corrupt(format!(
                     "pcapng block type {btype:#x} has an invalid length {blen} (must be a multiple \
-                     of 4, at least 12, at most {MAX_RECORD})"
+                     of 4, at least {min}, at most {MAX_RECORD})"
                 )));
             }
             self.fill(blen)?;
@@ -95,17 +126,21 @@ impl<R: Read> PcapReader<R> {
             let body_len = blen - 12;
             let out = match btype {
                 SHB => {
-                    self.start_section(body_len)?;
-                    None
+                    self.start_section(e, body_at, body_len)?;
+                    Ok(None)
                 }
-                IDB => {
-                    self.add_interface(body_at, body_len);
-                    None
-                }
-                EPB => self.enhanced_packet(e, body_at, body_len),
+                IDB => self.add_interface(body_at, body_len).map(|()| None),
+                EPB => self.enhanced_packet(e, body_at, body_len, false),
                 SPB => self.simple_packet(e, body_at, body_len),
-                PB_OBSOLETE => self.obsolete_packet(e, body_at, body_len),
-                _ => None,
+                PB_OBSOLETE => self.enhanced_packet(e, body_at, body_len, true),
+                _ => Ok(None),
+            };
+            let out = match out {
+                Ok(f) => f,
+                Err(reason) => {
+                    self.record_damage(reason);
+                    None
+                }
             };
             self.consume(blen);
             if let Some(f) = out {
@@ -114,159 +149,258 @@ impl<R: Read> PcapReader<R> {
         }
     }
 
-    fn start_section(&mut self, body_len: usize) -> Result<(), ReadError> {
-        if body_len < 16 {
-            return Err(self.corrupt(format!("section header block body is {body_len} bytes")));
+    /// A new section: its byte order is known (checked above); a version other than 1.x is a
+    /// different format and stops the reader; damaged options are reported, the section read.
+    fn start_section(&mut self, e: Endian, at: usize, len: usize) -> Result<(), ReadError> {
+        let body = &self.buf[at..at + len];
+        let (major, minor) = (e.u16(body, 4), e.u16(body, 6));
+        if major != 1 {
+            return Err(self.corrupt(format!(
+                "section header says pcapng version {major}.{minor}; only 1.x can be read"
+            )));
         }
+        let opts = walk_options(e, &body[16..], |_, _| Ok(())).map_err(|(pos, why)| {
+            format!(
+                "section header: {why} (option at byte offset {})",
+                self.offset + 24 + pos
+            )
+        });
         self.ng.in_section = true;
         self.ng.section.clear();
+        if let Err(reason) = opts {
+            self.record_damage(reason);
+        }
         Ok(())
     }
 
-    fn add_interface(&mut self, at: usize, len: usize) {
+    /// Adds an interface even when its block is damaged, so the interface numbers of the
+    /// packets after it still point at the right interface; the damage is reported.
+    fn add_interface(&mut self, at: usize, len: usize) -> Result<(), String> {
         let e = Endian(self.ng.endian);
         let body = &self.buf[at..at + len];
-        if body.len() < 8 {
-            self.ng.skipped_blocks += 1;
-            return;
-        }
-        let link_type = LinkType(u32::from(e.u16(body, 0)));
-        let snaplen = e.u32(body, 4);
+        let mut iface = NgInterface {
+            global: self.interfaces.len() as u32,
+            link_type: LinkType(u32::MAX),
+            snaplen: 0,
+            pow10: true,
+            exp: 6,
+            offset_s: 0,
+            unusable: None,
+        };
         let mut name = None;
-        let (mut pow10, mut exp, mut offset_s) = (true, 6u8, 0i64);
-        let mut opts = &body[8..];
-        while opts.len() >= 4 {
-            let code = e.u16(opts, 0);
-            let olen = e.u16(opts, 2) as usize;
-            let padded = (olen + 3) & !3;
-            let Some(val) = opts.get(4..4 + olen) else {
-                break;
-            };
-            match (code, olen) {
-                (0, _) => break,
-                (2, _) => {
-                    let s = val.split(|&b| b == 0).next().unwrap_or(val);
-                    name = Some(String::from_utf8_lossy(s).into_owned());
+        let result = if body.len() < 8 {
+            iface.unusable = Some(self.ng.blocks);
+            Err(format!(
+                "interface description block body is {} bytes, too short for a link type and \
+                 snaplen (8); packets naming interface {} are skipped",
+                body.len(),
+                self.ng.section.len()
+            ))
+        } else {
+            iface.link_type = LinkType(u32::from(e.u16(body, 0)));
+            iface.snaplen = e.u32(body, 4);
+            let block_offset = self.offset;
+            walk_options(e, &body[8..], |code, val| {
+                match (code, val.len()) {
+                    (2, _) => {
+                        let s = val.split(|&b| b == 0).next().unwrap_or(val);
+                        name = Some(String::from_utf8_lossy(s).into_owned());
+                    }
+                    (9, 1) => {
+                        iface.pow10 = val[0] & 0x80 == 0;
+                        iface.exp = val[0] & 0x7f;
+                    }
+                    (14, 8) => {
+                        let v = [
+                            val[0], val[1], val[2], val[3], val[4], val[5], val[6], val[7],
+                        ];
+                        iface.offset_s = if e.0 {
+                            i64::from_be_bytes(v)
+                        } else {
+                            i64::from_le_bytes(v)
+                        };
+                    }
+                    // Timestamps would be read in the wrong unit: damage, not a guess.
+                    (9 | 14, n) => {
+                        return Err(format!(
+                            "option {} is {n} bytes, must be {}",
+                            if code == 9 {
+                                "if_tsresol"
+                            } else {
+                                "if_tsoffset"
+                            },
+                            if code == 9 { 1 } else { 8 }
+                        ));
+                    }
+                    _ => {}
                 }
-                (9, 1) => {
-                    pow10 = val[0] & 0x80 == 0;
-                    exp = val[0] & 0x7f;
-                }
-                (14, 8) => {
-                    let v = [
-                        val[0], val[1], val[2], val[3], val[4], val[5], val[6], val[7],
-                    ];
-                    offset_s = if self.ng.endian {
-                        i64::from_be_bytes(v)
-                    } else {
-                        i64::from_le_bytes(v)
-                    };
-                }
-                _ => {}
-            }
-            opts = opts.get(4 + padded..).unwrap_or(&[]);
-        }
-        let global = self.interfaces.len() as u32;
+                Ok(())
+            })
+            .map_err(|(pos, why)| {
+                format!(
+                    "interface description block (interface {}): {why} (option at byte offset \
+                     {}); the interface is kept with the fields before it",
+                    self.ng.section.len(),
+                    block_offset + 16 + pos
+                )
+            })
+        };
         self.interfaces.push(Interface {
-            link_type,
+            link_type: iface.link_type,
             name,
-            snaplen,
+            snaplen: iface.snaplen,
         });
-        self.ng.section.push(NgInterface {
-            global,
-            link_type,
-            snaplen,
-            pow10,
-            exp,
-            offset_s,
-        });
+        self.ng.section.push(iface);
+        result
     }
 
-    fn enhanced_packet(&mut self, e: Endian, at: usize, len: usize) -> Option<RawFrame> {
+    /// The interface a packet block names, or why it cannot be used.
+    fn interface(&self, if_id: usize) -> Result<NgInterface, String> {
+        match self.ng.section.get(if_id) {
+            Some(NgInterface {
+                unusable: Some(b), ..
+            }) => Err(format!(
+                "packet names interface {if_id}, whose description (block {b}) is damaged"
+            )),
+            Some(i) => Ok(*i),
+            None => Err(format!(
+                "packet names interface {if_id}, but the section describes {} interface(s) \
+                 before it",
+                self.ng.section.len()
+            )),
+        }
+    }
+
+    /// An Enhanced Packet Block, or the obsolete Packet Block (`obsolete`: 16-bit interface
+    /// id followed by a drops count; the same layout otherwise).
+    fn enhanced_packet(&mut self, e: Endian, at: usize, len: usize, obsolete: bool) -> BlockResult {
+        let what = if obsolete {
+            "packet block"
+        } else {
+            "enhanced packet block"
+        };
         let body = &self.buf[at..at + len];
         if body.len() < 20 {
-            self.ng.skipped_blocks += 1;
-            return None;
+            return Err(format!(
+                "{what} body is {} bytes, shorter than its 20-byte header",
+                body.len()
+            ));
         }
-        let if_id = e.u32(body, 0) as usize;
+        let if_id = if obsolete {
+            usize::from(e.u16(body, 0))
+        } else {
+            e.u32(body, 0) as usize
+        };
         let ts = (u64::from(e.u32(body, 4)) << 32) | u64::from(e.u32(body, 8));
         let caplen = e.u32(body, 12) as usize;
         let orig = e.u32(body, 16);
-        let Some(iface) = self.ng.section.get(if_id).copied() else {
-            self.ng.skipped_blocks += 1;
-            return None;
-        };
+        let iface = self.interface(if_id).map_err(|w| format!("{what}: {w}"))?;
         if caplen > body.len() - 20 {
-            self.ng.skipped_blocks += 1;
-            return None;
+            return Err(format!(
+                "{what}: captured length {caplen} is larger than the {} bytes the block holds",
+                body.len() - 20
+            ));
         }
+        let opts_at = 20 + ((caplen + 3) & !3);
+        let block_offset = self.offset;
+        walk_options(e, &body[opts_at..], |_, _| Ok(())).map_err(|(pos, why)| {
+            format!(
+                "{what}: {why} (option at byte offset {})",
+                block_offset + 8 + opts_at as u64 + pos
+            )
+        })?;
         let ts_ns = iface.to_ns(ts);
         self.ng.last_ts = ts_ns;
-        Some((
+        Ok(Some((
             ts_ns,
             iface.global,
             iface.link_type,
             orig.max(caplen as u32),
             at + 20,
             caplen,
-        ))
+        )))
     }
 
-    fn obsolete_packet(&mut self, e: Endian, at: usize, len: usize) -> Option<RawFrame> {
+    fn simple_packet(&mut self, e: Endian, at: usize, len: usize) -> BlockResult {
         let body = &self.buf[at..at + len];
-        if body.len() < 20 {
-            self.ng.skipped_blocks += 1;
-            return None;
+        if self.ng.section.is_empty() {
+            return Err(
+                "simple packet block before any interface description block (it belongs to the \
+                 section's first interface)"
+                    .into(),
+            );
         }
-        let if_id = usize::from(e.u16(body, 0));
-        let ts = (u64::from(e.u32(body, 4)) << 32) | u64::from(e.u32(body, 8));
-        let caplen = e.u32(body, 12) as usize;
-        let orig = e.u32(body, 16);
-        let Some(iface) = self.ng.section.get(if_id).copied() else {
-            self.ng.skipped_blocks += 1;
-            return None;
-        };
-        if caplen > body.len() - 20 {
-            self.ng.skipped_blocks += 1;
-            return None;
-        }
-        let ts_ns = iface.to_ns(ts);
-        self.ng.last_ts = ts_ns;
-        Some((
-            ts_ns,
-            iface.global,
-            iface.link_type,
-            orig.max(caplen as u32),
-            at + 20,
-            caplen,
-        ))
-    }
-
-    fn simple_packet(&mut self, e: Endian, at: usize, len: usize) -> Option<RawFrame> {
-        let body = &self.buf[at..at + len];
-        let Some(iface) = self.ng.section.first().copied() else {
-            self.ng.skipped_blocks += 1;
-            return None;
-        };
+        let iface = self
+            .interface(0)
+            .map_err(|w| format!("simple packet block: {w}"))?;
         if body.len() < 4 {
-            self.ng.skipped_blocks += 1;
-            return None;
+            return Err(format!(
+                "simple packet block body is {} bytes, shorter than its length field",
+                body.len()
+            ));
         }
         let orig = e.u32(body, 0);
-        let mut caplen = (orig as usize).min(body.len() - 4);
+        // The captured length is implied: the original length cut to the snaplen.
+        let mut caplen = orig as usize;
         if iface.snaplen != 0 {
             caplen = caplen.min(iface.snaplen as usize);
         }
+        if caplen > body.len() - 4 {
+            return Err(format!(
+                "simple packet block: the packet is {caplen} bytes (original length {orig}, \
+                 snaplen {}), the block holds {}",
+                iface.snaplen,
+                body.len() - 4
+            ));
+        }
         // A simple packet has no timestamp: reuse the last one so flows stay ordered.
-        Some((
+        Ok(Some((
             self.ng.last_ts,
             iface.global,
             iface.link_type,
             orig,
             at + 4,
             caplen,
-        ))
+        )))
     }
+}
+
+/// Walks an options list (code, length, value padded to 4) to `opt_endofopt` or the end of the
+/// block, calling `f` for each. An option that runs past the block is damage: returns its
+/// position in `opts` and why.
+fn walk_options(
+    e: Endian,
+    opts: &[u8],
+    mut f: impl FnMut(u16, &[u8]) -> Result<(), String>,
+) -> Result<(), (u64, String)> {
+    let mut pos = 0usize;
+    while pos < opts.len() {
+        let rest = &opts[pos..];
+        if rest.len() < 4 {
+            return Err((
+                pos as u64,
+                format!("{} bytes left, too few for an option header", rest.len()),
+            ));
+        }
+        let code = e.u16(rest, 0);
+        let olen = usize::from(e.u16(rest, 2));
+        if code == 0 {
+            return Ok(());
+        }
+        let padded = (olen + 3) & !3;
+        if 4 + padded > rest.len() {
+            return Err((
+                pos as u64,
+                format!(
+                    "option {code} says {olen} bytes, but only {} bytes of the block remain",
+                    rest.len() - 4
+                ),
+            ));
+        }
+        f(code, &rest[4..4 + olen]).map_err(|why| (pos as u64, why))?;
+        pos += 4 + padded;
+    }
+    Ok(())
 }
 
 impl NgInterface {
@@ -309,7 +443,8 @@ mod tests {
         } else {
             0x1A2B3C4Du32.to_le_bytes()
         });
-        body.extend_from_slice(&[0, 1, 0, 0]);
+        // Version 1.0 in the section's byte order.
+        body.extend_from_slice(if be { &[0, 1, 0, 0] } else { &[1, 0, 0, 0] });
         body.extend_from_slice(&[0xff; 8]);
         block(be, 0x0A0D0D0A, &body)
     }
@@ -391,5 +526,85 @@ mod tests {
         assert!(matches!(err, ReadError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("trailing length"), "{err}");
         assert_eq!(r.skipped_blocks(), 1);
+        let damage = r.take_damage();
+        assert_eq!(damage.len(), 1);
+        let d = damage[0].to_string();
+        assert!(d.contains("block 3") && d.contains("interface 7"), "{d}");
+    }
+
+    /// Each body damage inside intact framing: listed with block and offset, the block
+    /// skipped, and the packet after it still read.
+    #[test]
+    fn damaged_bodies_are_listed_and_reading_goes_on() {
+        let le = |v: u32| v.to_le_bytes();
+        let good = epb(false, 0, 9, b"after");
+        let mut cases: Vec<(Vec<u8>, &str)> = Vec::new();
+        // EPB whose option runs past the block: packet data "abcd", then option 1 of 200 bytes.
+        let mut body = Vec::new();
+        for v in [0, 0, 1, 4, 4] {
+            body.extend_from_slice(&le(v));
+        }
+        body.extend_from_slice(b"abcd");
+        body.extend_from_slice(&[1, 0, 200, 0, 0, 0, 0, 0]);
+        cases.push((block(false, 6, &body), "option 1 says 200 bytes"));
+        // EPB whose captured length is past the block.
+        let mut big = epb(false, 0, 1, b"abcd");
+        big[20..24].copy_from_slice(&le(4000));
+        cases.push((big, "captured length 4000"));
+        // Obsolete PB naming a missing interface.
+        let mut pb = Vec::new();
+        pb.extend_from_slice(&[3, 0, 0, 0]);
+        for v in [0, 1, 4, 4] {
+            pb.extend_from_slice(&le(v));
+        }
+        pb.extend_from_slice(b"abcd");
+        cases.push((block(false, 2, &pb), "interface 3"));
+        // SPB whose original length is more than it holds (no snaplen).
+        let mut spb = le(100).to_vec();
+        spb.extend_from_slice(b"abcd");
+        cases.push((block(false, 3, &spb), "the block holds 4"));
+        for (bad, want) in cases {
+            let mut f = shb(false);
+            f.extend(idb(false, 1, "eth0", None));
+            let at = f.len();
+            f.extend(bad);
+            f.extend(good.clone());
+            let mut r = PcapReader::new(&f[..]).unwrap();
+            let p = r.next_frame().unwrap().unwrap();
+            assert_eq!((p.data, p.number), (&b"after"[..], 1), "{want}");
+            assert!(r.next_frame().unwrap().is_none());
+            let d = r.take_damage();
+            assert_eq!(d.len(), 1, "{want}: {d:?}");
+            assert_eq!(d[0].offset(), Some(at as u64));
+            let m = d[0].to_string();
+            assert!(m.contains(want) && m.contains("block 3"), "{m}");
+        }
+        // SPB before any IDB, and an IDB whose option overruns (its interface is still used).
+        let mut f = shb(false);
+        let mut spb = le(4).to_vec();
+        spb.extend_from_slice(b"abcd");
+        f.extend(block(false, 3, &spb));
+        let mut i = idb(false, 1, "eth0", None);
+        i[18] = 99; // if_name length 4 -> 99
+        f.extend(i);
+        f.extend(good.clone());
+        let mut r = PcapReader::new(&f[..]).unwrap();
+        assert_eq!(r.next_frame().unwrap().unwrap().data, b"after");
+        let d: Vec<String> = r.take_damage().iter().map(|e| e.to_string()).collect();
+        assert!(d[0].contains("before any interface"), "{d:?}");
+        assert!(d[1].contains("option 2 says 99 bytes"), "{d:?}");
+        assert_eq!(r.skipped_blocks(), 2);
+    }
+
+    #[test]
+    fn damage_listed_is_capped() {
+        let mut f = shb(false);
+        for _ in 0..1000 {
+            f.extend(epb(false, 5, 1, b"x"));
+        }
+        let mut r = PcapReader::new(&f[..]).unwrap();
+        assert!(r.next_frame().unwrap().is_none());
+        assert_eq!(r.skipped_blocks(), 1000);
+        assert_eq!(r.take_damage().len(), super::MAX_DAMAGE_LISTED);
     }
 }
