@@ -186,8 +186,8 @@ fn memory_bound_for_the_defaults_is_what_the_docs_say() {
         b.caches,
         b.total
     );
-    // docs/memory.md: per flow 2 × (16 KiB + 32 KiB HTTP) + 11,552 B of fixed overhead (at
-    // most 12 KiB), 7.02 GiB in all at the defaults.
+    // docs/memory.md: per flow 2 × (16 KiB + 96 KiB HTTP) + 11,568 B of fixed overhead (at
+    // most 12 KiB), 15.03 GiB in all at the defaults.
     let fixed = b.per_flow - 2 * (16 * 1024 + HTTP_ALLOWANCE);
     assert!(
         fixed <= 12 * 1024,
@@ -195,7 +195,7 @@ fn memory_bound_for_the_defaults_is_what_the_docs_say() {
     );
     let gib = b.total as f64 / f64::from(1u32 << 30);
     assert!(
-        (7.0..7.05).contains(&gib),
+        (15.0..15.05).contains(&gib),
         "the default bound is {gib:.3} GiB; update docs/memory.md"
     );
 }

@@ -28,6 +28,23 @@ const MAX_FORM: usize = 4096;
 /// First bytes kept while they cannot yet say whether the direction is HTTP.
 const MAX_UNDECIDED: usize = 512;
 
+/// The most one direction's reader holds on the heap, from the caps above (docs/memory.md):
+/// the line buffer (also holding a form body or the undecided first bytes), the target being
+/// built, the current message's sensitive items, the listed messages (twice `MAX_KEPT`: `Vec`
+/// growth by doubling), the unlisted items, h2's header block, and the HPACK table (4,096
+/// bytes of entries; four times that covers the per-entry overhead of at most 128 entries).
+/// `flow::HTTP_ALLOWANCE`, which the memory bound counts, must be at least this (a unit test
+/// checks it).
+pub const HEAP_PER_DIRECTION: usize = {
+    let line = if MAX_LINE > MAX_FORM {
+        MAX_LINE
+    } else {
+        MAX_FORM
+    };
+    let items = sensitive::MAX_ITEMS * (sensitive::MAX_LABEL + sensitive::MAX_EVIDENCE + 48);
+    line + MAX_LINE + items + 2 * MAX_KEPT + items + h2::MAX_BLOCK + 4 * h2::MAX_TABLE
+};
+
 /// One request as the report shows it (docs/schema.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpRequest {

@@ -348,3 +348,104 @@ fn credentials_beyond_the_listed_messages_are_still_found() {
         assert!(kept <= MAX_KEPT, "{kept} bytes of paths kept");
     }
 }
+
+/// issue 11: the memory bound counts `flow::HTTP_ALLOWANCE` per direction for the HTTP reader;
+/// the reader's own caps must fit in it (before, the allowance was 32 KiB while the caps added
+/// up to about 92 KiB, so the documented bound was short by two thirds of the HTTP state).
+#[test]
+fn the_readers_caps_fit_in_the_bounds_http_allowance() {
+    assert!(
+        HEAP_PER_DIRECTION <= crate::flow::HTTP_ALLOWANCE,
+        "HTTP caps add up to {HEAP_PER_DIRECTION} bytes per direction, the bound allows {}",
+        crate::flow::HTTP_ALLOWANCE
+    );
+    // And the allowance is not a blank cheque: within 8 KiB of what the caps add up to.
+    assert!(crate::flow::HTTP_ALLOWANCE - HEAP_PER_DIRECTION <= 8 * 1024);
+}
+
+/// What one direction's reader holds on the heap, counted from its buffers' capacities.
+fn heap_bytes(s: &HttpStream) -> usize {
+    let Some(p) = s.parser.as_deref() else {
+        return 0;
+    };
+    let strings = |v: &[String]| v.iter().map(String::capacity).sum::<usize>() + v.len() * 24;
+    let req: usize = p
+        .kept
+        .requests
+        .iter()
+        .map(|r| {
+            r.path.capacity()
+                + r.host.as_ref().map_or(0, String::capacity)
+                + strings(&r.sensitive)
+                + strings(&r.evidence)
+        })
+        .sum();
+    let resp: usize = p
+        .kept
+        .responses
+        .iter()
+        .map(|r| strings(&r.sensitive) + strings(&r.evidence))
+        .sum();
+    let items = |v: &[Sensitive]| {
+        v.iter()
+            .map(|i| i.label.len() + i.evidence.capacity() + 48)
+            .sum::<usize>()
+    };
+    p.buf.capacity()
+        + p.h2.as_ref().map_or(0, |h| h.block_capacity())
+        + p.head.path.capacity()
+        + p.head.method.capacity()
+        + p.head.host.as_ref().map_or(0, String::capacity)
+        + req
+        + resp
+        + p.kept.requests.capacity() * std::mem::size_of::<HttpRequest>()
+        + p.kept.responses.capacity() * std::mem::size_of::<HttpResponse>()
+        + items(&p.kept.unlisted)
+        + items(&p.scratch)
+}
+
+/// The bound holds in practice: a head of a million bytes with ten thousand fields, and a
+/// hundred keep-alive requests with credentials in their targets and headers, keep the
+/// reader within `HEAP_PER_DIRECTION`.
+#[test]
+fn a_hostile_direction_keeps_its_buffers_within_the_caps() {
+    let mut s = HttpStream::default();
+    s.reset(false);
+    s.feed(b"GET /?");
+    let long = vec![b'a'; 64 * 1024];
+    for _ in 0..16 {
+        s.feed(&long);
+    }
+    s.feed(b" HTTP/1.1\r\n");
+    let mut max = 0;
+    for i in 0..10_000 {
+        s.feed(
+            format!(
+                "X-H{i}: {}\r\nAuthorization: Bearer {i}{}\r\n",
+                "v".repeat(100),
+                "t".repeat(600)
+            )
+            .as_bytes(),
+        );
+        max = max.max(heap_bytes(&s));
+    }
+    s.feed(b"\r\n");
+    for i in 0..100 {
+        let q = format!("password={}&token={i}", "p".repeat(2000));
+        s.feed(
+            format!(
+                "GET /{}?{q} HTTP/1.1\r\nHost: {}\r\nCookie: a={}\r\n\r\n",
+                "x".repeat(4000),
+                "h".repeat(900),
+                "c".repeat(700)
+            )
+            .as_bytes(),
+        );
+        max = max.max(heap_bytes(&s));
+    }
+    assert!(
+        max > 16 * 1024,
+        "the shape did not load the reader ({max} bytes)"
+    );
+    assert!(max <= HEAP_PER_DIRECTION, "{max} > {HEAP_PER_DIRECTION}");
+}
