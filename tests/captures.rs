@@ -26,7 +26,11 @@ fn every_sample_capture_matches_its_expected_output() {
             .unwrap();
         // `analyze` judges by check's default rules: exit 1 exactly when the answer is FAIL.
         let (_, summary) = common::parse_jsonl(&out.stdout);
-        let want = if summary.answer.starts_with("FAIL:") { 1 } else { 0 };
+        let want = if summary.answer.starts_with("FAIL:") {
+            1
+        } else {
+            0
+        };
         assert!(
             summary.answer.starts_with("FAIL:") || summary.answer.starts_with("PASS:"),
             "{name}: {}",

@@ -236,7 +236,7 @@ impl Gate {
             let rest = if s.flows == 0 {
                 "nothing was judged".to_string()
             } else {
-                format!("{} read from the other inputs", flows_read(s))
+                format!("from the other inputs: {}", flows_read(s))
             };
             (Outcome::Error, format!("{}; {rest}", what.join(", ")))
         } else if !fails.is_empty() {

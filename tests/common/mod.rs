@@ -42,7 +42,13 @@ fn note_skip(test: &str, why: &str) {
     let dir = skip_dir();
     let name: String = test
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let file = dir.join(format!(
         "{}-{}-{name}",
