@@ -1,7 +1,8 @@
 //! `meshsniff` command line: raw flags (clap) → validated settings → sources and sinks.
-//! Exit codes (a contract, see README): 0 clean, 1 `check` failed, 2 usage or I/O error,
-//! 3 input partially unreadable (results still printed). A closed stdout pipe ends the run
-//! quietly.
+//! Exit codes (a contract, see README and docs/check.md): the run's outcome decides them, the
+//! same outcome as its last line: 0 PASS / NO VERDICT, 1 FAIL / NO DATA, 2 usage or I/O error or
+//! an input that is not a capture, 3 input partially unreadable (results still printed). A
+//! closed stdout pipe ends the run quietly.
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -38,10 +39,14 @@ struct Cli {
 enum Command {
     /// Read pcap/pcapng captures (files or `-` for stdin) and report every TCP flow.
     ///
+    /// The last line judges by check's default rules (plaintext-leak, sidecar-bypass): exit 1
+    /// when it says FAIL or NO DATA, 0 on PASS (docs/check.md).
+    ///
     /// Example: tcpdump -i eth0 -U -w - | meshsniff analyze -
     Analyze(AnalyzeArgs),
-    /// Judge captures for CI: exit 1 when a finding of a `--fail-on` kind exists or an
-    /// `--expect` file is not met, 0 when clean, 3 when input was damaged (docs/check.md).
+    /// Judge captures for CI: exit 1 when a flow of a `--fail-on` kind exists, an `--expect`
+    /// file is not met, or there was no flow to judge (NO DATA); 0 when clean, 3 when input was
+    /// damaged and nothing failed (docs/check.md). The last line says the same.
     ///
     /// Example: meshsniff check capture.pcapng --profile istio --fail-on plaintext-leak,sidecar-bypass
     Check(CheckArgs),
@@ -219,7 +224,8 @@ struct CheckArgs {
     analyze: AnalyzeArgs,
     #[command(flatten)]
     fail_on: FailOn,
-    /// Expectations to meet (JSON, see docs/check.md); a mismatch says what differed.
+    /// Expectations to meet (JSON, see docs/check.md); a mismatch says what differed. Given
+    /// alone, the expectations alone decide (no default `--fail-on`).
     #[arg(long, value_name = "FILE")]
     expect: Option<String>,
 }

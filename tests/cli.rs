@@ -517,3 +517,100 @@ fn filter_refusals_name_the_primitive_at_fault() {
     let e = err("port http");
     assert!(e.contains("service names"), "{e}");
 }
+
+/// A network namespace this test creates (loopback only) and removes, also on failure.
+struct Netns(&'static str);
+
+impl Netns {
+    fn new(name: &'static str) -> Netns {
+        let _ = Command::new("ip").args(["netns", "del", name]).status();
+        let ok = |args: &[&str]| {
+            let st = Command::new("ip").args(args).status().unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        ok(&["netns", "add", name]);
+        ok(&["-n", name, "link", "set", "lo", "up"]);
+        Netns(name)
+    }
+    fn exec(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", self.0]).args(args);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", self.0]).status();
+    }
+}
+
+/// Issue 11: `sniff`'s status line (stderr) was never cleared, so the rows it printed on the
+/// same terminal were glued onto it; and its byte count had no unit. Root: a namespace of its
+/// own (run under `flock /tmp/meshsniff-netns.lock`), python3's http.server and curl on its
+/// loopback, `sniff` on a pseudo-terminal.
+#[test]
+fn sniff_on_a_terminal_clears_its_status_line_before_each_row() {
+    let test = "sniff_status_line_on_a_terminal";
+    if !common::root_or_skip(test)
+        || !common::have(test, "script")
+        || !common::have(test, "python3")
+        || !common::have(test, "curl")
+    {
+        return;
+    }
+    let ns = Netns::new("msn-clitty");
+    let mut server = ns
+        .exec(&[
+            "python3",
+            "-m",
+            "http.server",
+            "18080",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let curl = || {
+        ns.exec(&["curl", "-s", "-o", "/dev/null", "http://127.0.0.1:18080/"])
+            .status()
+            .unwrap()
+            .success()
+    };
+    let start = std::time::Instant::now();
+    while !curl() {
+        assert!(start.elapsed().as_secs() < 20, "http.server never answered");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let cmd = format!(
+        "{} sniff --netns msn-clitty -i lo --duration 5s --color never",
+        common::bin().display()
+    );
+    let tty = std::thread::spawn(move || on_a_terminal(&cmd));
+    // Requests once the status line is up (it is drawn every 500 ms).
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    assert!(curl() && curl());
+    let shown = tty.join().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(shown.contains(" captured · "), "no status line: {shown:?}");
+    assert!(
+        shown.contains(" kB captured") || shown.contains(" B captured"),
+        "the byte count has no unit: {shown:?}"
+    );
+    let mut rows = 0;
+    for (at, _) in shown.match_indices("127.0.0.1:18080") {
+        let start = shown[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line = &shown[start..at];
+        // The row may follow the clearing sequence, never the status text.
+        let after_clear = line.rsplit("\x1b[2K").next().unwrap_or(line);
+        assert!(
+            !after_clear.contains("captured"),
+            "a row glued onto the status line: {line:?}"
+        );
+        rows += 1;
+    }
+    assert!(rows >= 2, "no flow rows on the terminal: {shown:?}");
+}
