@@ -589,9 +589,12 @@ fn sniff_on_a_terminal_clears_its_status_line_before_each_row() {
         common::bin().display()
     );
     let tty = std::thread::spawn(move || on_a_terminal(&cmd));
-    // Requests once the status line is up (it is drawn every 500 ms).
-    std::thread::sleep(std::time::Duration::from_millis(2000));
-    assert!(curl() && curl());
+    // Requests once the status line is up (it is drawn every 500 ms), with time between them
+    // for it to be drawn again.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(curl());
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(curl());
     let shown = tty.join().unwrap();
     let _ = server.kill();
     let _ = server.wait();
@@ -601,7 +604,12 @@ fn sniff_on_a_terminal_clears_its_status_line_before_each_row() {
         "the byte count has no unit: {shown:?}"
     );
     let mut rows = 0;
-    for (at, _) in shown.match_indices("127.0.0.1:18080") {
+    let header = "    ID  CLIENT";
+    let starts = shown
+        .match_indices("127.0.0.1:18080")
+        .chain(shown.match_indices(header))
+        .map(|(at, _)| at);
+    for at in starts {
         let start = shown[..at].rfind('\n').map_or(0, |i| i + 1);
         let line = &shown[start..at];
         // The row may follow the clearing sequence, never the status text.
@@ -612,5 +620,8 @@ fn sniff_on_a_terminal_clears_its_status_line_before_each_row() {
         );
         rows += 1;
     }
-    assert!(rows >= 2, "no flow rows on the terminal: {shown:?}");
+    assert!(
+        rows >= 3,
+        "no header and flow rows on the terminal: {shown:?}"
+    );
 }
