@@ -111,6 +111,16 @@ impl Expectations {
         })
     }
 
+    /// How many expectations the file states (each bound, kind, count and flow rule).
+    pub fn len(&self) -> u64 {
+        let f = &self.file;
+        (f.min_flows.is_some() as usize
+            + f.max_flows.is_some() as usize
+            + f.none.len()
+            + f.counts.len()
+            + f.flows.len()) as u64
+    }
+
     /// Every expectation that does not hold, in words.
     pub fn check(&self, seen: &[Seen], summary: &Summary) -> Vec<String> {
         let f = &self.file;

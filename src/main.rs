@@ -1,26 +1,28 @@
 //! `meshsniff` command line: raw flags (clap) → validated settings → sources and sinks.
-//! Exit codes (a contract, see README): 0 clean, 1 `check` failed, 2 usage or I/O error,
-//! 3 input partially unreadable (results still printed). A closed stdout pipe ends the run
-//! quietly.
+//! Exit codes (a contract, see README and docs/check.md): the run's outcome decides them, the
+//! same outcome as its last line: 0 PASS / NO VERDICT, 1 FAIL / NO DATA, 2 usage or I/O error or
+//! an input that is not a capture, 3 input partially unreadable (results still printed). A
+//! closed stdout pipe ends the run quietly.
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use meshsniff::analyze::{Analysis, Progress};
 use meshsniff::flow::FlowConfig;
-use meshsniff::policy::{Kind, Profile};
+use meshsniff::policy::Profile;
 
 mod expect;
 use expect::Expectations;
-use meshsniff::report::{InputErrorKind, JsonDocSink, JsonlSink, Sink, TableSink};
+use meshsniff::report::{
+    ExpectResult, Gate, JsonDocSink, JsonlSink, Outcome, Sink, Summary, TableSink,
+};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-const EXIT_FAIL: u8 = 1;
+/// Usage and I/O errors; the other codes are the outcome's (`report::Outcome::exit_code`).
 const EXIT_ERROR: u8 = 2;
-const EXIT_PARTIAL: u8 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,10 +39,14 @@ struct Cli {
 enum Command {
     /// Read pcap/pcapng captures (files or `-` for stdin) and report every TCP flow.
     ///
+    /// The last line judges by check's default rules (plaintext-leak, sidecar-bypass): exit 1
+    /// when it says FAIL or NO DATA, 0 on PASS (docs/check.md).
+    ///
     /// Example: tcpdump -i eth0 -U -w - | meshsniff analyze -
     Analyze(AnalyzeArgs),
-    /// Judge captures for CI: exit 1 when a finding of a `--fail-on` kind exists or an
-    /// `--expect` file is not met, 0 when clean, 3 when input was damaged (docs/check.md).
+    /// Judge captures for CI: exit 1 when a flow of a `--fail-on` kind exists, an `--expect`
+    /// file is not met, or there was no flow to judge (NO DATA); 0 when clean, 3 when input was
+    /// damaged and nothing failed (docs/check.md). The last line says the same.
     ///
     /// Example: meshsniff check capture.pcapng --profile istio --fail-on plaintext-leak,sidecar-bypass
     Check(CheckArgs),
@@ -83,18 +89,26 @@ struct SniffArgs {
     /// A capture filter (see `capture -f`).
     #[arg(short = 'f', long, value_name = "FILTER")]
     filter: Option<String>,
+    /// Stop after this many packets (then the summary and exit code, as on Ctrl-C).
     #[arg(short = 'c', long, value_name = "N")]
     count: Option<u64>,
+    /// Stop after this long: `30`, `30s`, `5m`, `1h`.
     #[arg(long, value_name = "D", value_parser = meshsniff::cli::parse_duration)]
     duration: Option<std::time::Duration>,
+    /// Which conventions judge the flows: strict, istio or none (see `analyze --help`).
     #[arg(long, value_enum, default_value_t = ProfileArg::Strict)]
     profile: ProfileArg,
     #[command(flatten)]
     fail_on: FailOn,
+    /// Output format (flows are printed as they close).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Show captured credentials in the evidence instead of `<redacted, N bytes>`.
     #[arg(long)]
     show_secrets: bool,
+    /// Colour in the table: auto = only when stdout is a terminal (and NO_COLOR is unset).
+    #[arg(long, value_enum, default_value_t = Colour::Auto)]
+    color: Colour,
     /// No status line.
     #[arg(short, long)]
     quiet: bool,
@@ -153,14 +167,22 @@ struct CaptureArgs {
 /// `--fail-on`, shared by `check` and `sniff`.
 #[derive(clap::Args, Debug)]
 struct FailOn {
-    /// Verdict kinds (or finding rules) that fail the run, comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "plaintext-leak,sidecar-bypass",
-        value_name = "KINDS"
-    )]
-    fail_on: Vec<String>,
+    /// Verdict kinds or finding rules that fail the run, comma-separated (docs/check.md).
+    /// Default: plaintext-leak,sidecar-bypass, unless `--expect` is given: then only the
+    /// expectations decide, and `--fail-on` adds rules to them. `--fail-on ""`: nothing.
+    #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+    fail_on: Option<Vec<String>>,
+}
+
+impl FailOn {
+    /// The gate these flags ask for; `expect`: an expectations file was given.
+    fn gate(&self, expect: bool) -> Result<Gate> {
+        match &self.fail_on {
+            Some(names) => Gate::new(names).map_err(|e| anyhow::anyhow!("--fail-on: {e}")),
+            None if expect => Ok(Gate::new::<&str>(&[])?),
+            None => Ok(Gate::default()),
+        }
+    }
 }
 
 /// Creates a file only its owner can read (captures hold secrets): never through a symlink,
@@ -213,7 +235,8 @@ struct CheckArgs {
     analyze: AnalyzeArgs,
     #[command(flatten)]
     fail_on: FailOn,
-    /// Expectations to meet (JSON, see docs/check.md); a mismatch says what differed.
+    /// Expectations to meet (JSON, see docs/check.md); a mismatch says what differed. Given
+    /// alone, the expectations alone decide (no default `--fail-on`).
     #[arg(long, value_name = "FILE")]
     expect: Option<String>,
 }
@@ -277,7 +300,7 @@ enum Colour {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Analyze(args) => analyze(args, None).map(|(code, _)| code),
+        Command::Analyze(args) => analyze(args),
         Command::Check(args) => check(args),
         Command::Capture(args) => capture(args),
         Command::Sniff(args) => sniff(args),
@@ -347,21 +370,47 @@ fn open_inputs(names: &[String]) -> Result<Vec<Input>> {
         .collect()
 }
 
-/// Runs the analysis; `observe` also sees every record (for `check`'s expectations).
-fn analyze(
-    args: AnalyzeArgs,
-    observe: Option<&mut dyn FnMut(&meshsniff::report::FlowRecord)>,
-) -> Result<(u8, meshsniff::report::Summary)> {
-    analyze_inputs(args, None, observe)
+/// `analyze`: judged by check's default rules (docs/check.md), so its last line, its JSON
+/// `answer` and its exit code say the same as `check` without flags would.
+fn analyze(args: AnalyzeArgs) -> Result<u8> {
+    let mut judge = Judge::new(Gate::default(), None);
+    let summary = analyze_inputs(args, None, &mut judge)?;
+    Ok(exit_code(&summary))
+}
+
+/// The exit code the concluded summary stands for.
+fn exit_code(s: &Summary) -> u8 {
+    s.check
+        .as_ref()
+        .map_or(EXIT_ERROR, |c| c.result.exit_code())
+}
+
+/// What judges a run: the `--fail-on` gate, the expectations and what they need of each flow.
+struct Judge {
+    gate: Gate,
+    expect: Option<Expectations>,
+    seen: Vec<expect::Seen>,
+    expected: Option<ExpectResult>,
+}
+
+impl Judge {
+    fn new(gate: Gate, expect: Option<Expectations>) -> Judge {
+        Judge {
+            gate,
+            expect,
+            seen: Vec::new(),
+            expected: None,
+        }
+    }
 }
 
 /// `analyze` on inputs already opened by the caller (`sniff`'s live pipe), or on the files
-/// the arguments name.
+/// the arguments name; returns the summary as concluded by `judge` (and as printed).
 fn analyze_inputs(
     args: AnalyzeArgs,
     opened: Option<Vec<Input>>,
-    observe: Option<&mut dyn FnMut(&meshsniff::report::FlowRecord)>,
-) -> Result<(u8, meshsniff::report::Summary)> {
+    judge: &mut Judge,
+) -> Result<Summary> {
     if args.max_flows == 0 {
         bail!("--max-flows must be at least 1");
     }
@@ -384,7 +433,13 @@ fn analyze_inputs(
     };
     let live = inputs.iter().any(|i| i.size.is_none());
     let stdout = io::stdout();
-    let out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let out = BufWriter::with_capacity(
+        1 << 16,
+        ClearsStatus {
+            out: stdout.lock(),
+            status: io::stderr(),
+        },
+    );
     let colour = match args.color {
         Colour::Always => true,
         Colour::Never => false,
@@ -396,25 +451,23 @@ fn analyze_inputs(
         Format::Json => Box::new(JsonDocSink::new(out)),
     };
     let show_progress = !args.quiet && io::stderr().is_terminal();
-    let mut tee;
-    let sink: &mut dyn Sink = match observe {
-        Some(f) => {
-            tee = Tee {
-                inner: sink.as_mut(),
-                observe: f,
-            };
-            &mut tee
-        }
-        None => sink.as_mut(),
+    let mut judged = Judged {
+        inner: sink.as_mut(),
+        judge,
+        concluded: None,
     };
-    let mut analysis = Analysis::new(cfg, sink);
+    let mut analysis = Analysis::new(cfg, &mut judged);
     analysis.set_profile(profile);
     for input in inputs {
         let bar = show_progress.then(|| progress_bar(input.size, &input.name));
         let mut on_progress = |p: Progress| {
             if let Some(bar) = &bar {
                 bar.set_position(p.input_bytes);
-                bar.set_message(format!("{} packets, {} flows", p.packets, p.flows));
+                bar.set_message(format!(
+                    "{}, {}",
+                    meshsniff::report::count(p.packets, "packet", "packets"),
+                    meshsniff::report::count(p.flows, "flow", "flows")
+                ));
             }
         };
         analysis.run(input.reader, &input.name, &mut on_progress)?;
@@ -422,39 +475,60 @@ fn analyze_inputs(
             bar.finish_and_clear();
         }
     }
-    let summary = analysis.finish()?;
+    analysis.finish()?;
+    let summary = judged
+        .concluded
+        .take()
+        .context("the analysis ended without a summary")?;
     if !args.quiet {
         for e in &summary.errors {
             eprintln!("meshsniff: {}: {}", e.file, e.message);
         }
+        if summary
+            .check
+            .as_ref()
+            .is_some_and(|c| c.result == Outcome::NoData)
+        {
+            let why = summary.answer.trim_start_matches("NO DATA: ");
+            eprintln!("meshsniff: warning: nothing to judge: {why}");
+        }
     }
-    let unreadable = summary
-        .errors
-        .iter()
-        .any(|e| e.kind != InputErrorKind::Damaged);
-    let code = if unreadable {
-        EXIT_ERROR
-    } else if summary.partial {
-        EXIT_PARTIAL
-    } else {
-        0
-    };
-    Ok((code, summary))
+    Ok(summary)
 }
 
-/// A sink that shows every record to `observe` before passing it on.
-struct Tee<'a> {
+/// The sink between the analysis and the printer: every record goes past the judge, and the
+/// summary is concluded (`check`, `answer`) before it is printed.
+struct Judged<'a> {
     inner: &'a mut dyn Sink,
-    observe: &'a mut dyn FnMut(&meshsniff::report::FlowRecord),
+    judge: &'a mut Judge,
+    concluded: Option<Summary>,
 }
 
-impl Sink for Tee<'_> {
+impl Sink for Judged<'_> {
     fn flow(&mut self, r: &meshsniff::report::FlowRecord) -> io::Result<()> {
-        (self.observe)(r);
+        use std::sync::atomic::Ordering::Relaxed;
+        LIVE_FLOWS.fetch_add(1, Relaxed);
+        if self.judge.gate.observe(r) {
+            LIVE_PROBLEMS.fetch_add(1, Relaxed);
+        }
+        // Per-flow state only when expectations need it (a live `sniff` runs for hours).
+        if self.judge.expect.is_some() {
+            self.judge.seen.push(expect::Seen::of(r));
+        }
         self.inner.flow(r)
     }
-    fn finish(&mut self, s: &meshsniff::report::Summary) -> io::Result<()> {
-        self.inner.finish(s)
+    fn finish(&mut self, s: &Summary) -> io::Result<()> {
+        let mut s = s.clone();
+        let j = &mut *self.judge;
+        j.expected = j.expect.as_ref().map(|e| ExpectResult {
+            path: e.path.clone(),
+            checked: e.len(),
+            misses: e.check(&j.seen, &s),
+        });
+        j.gate.conclude(&mut s, j.expected.as_ref());
+        let printed = self.inner.finish(&s);
+        self.concluded = Some(s);
+        printed
     }
 }
 
@@ -463,94 +537,42 @@ fn check(args: CheckArgs) -> Result<u8> {
 }
 
 fn check_inputs(args: CheckArgs, opened: Option<Vec<Input>>) -> Result<u8> {
-    let mut fail_on = Vec::new();
-    for k in &args.fail_on.fail_on {
-        let k = k.trim();
-        if k.is_empty() {
-            continue;
-        }
-        if Kind::parse(k).is_none() && !RULES.contains(&k) {
-            bail!(
-                "--fail-on: unknown kind `{k}`; verdict kinds are {}, finding rules {}",
-                Kind::ALL.map(Kind::name).join(", "),
-                RULES.join(", ")
-            );
-        }
-        fail_on.push(k.to_string());
-    }
+    let gate = args.fail_on.gate(args.expect.is_some())?;
     let expect = match &args.expect {
         Some(path) => Some(Expectations::load(path)?),
         None => None,
     };
-    let mut seen = Vec::new();
-    let want_seen = expect.is_some();
-    let mut failing: Vec<String> = Vec::new();
-    let mut observe = |r: &meshsniff::report::FlowRecord| {
-        LIVE_FLOWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if r.verdict.as_ref().is_some_and(|v| v.kind.is_problem()) {
-            LIVE_PROBLEMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        // Per-flow state only when expectations need it (a live `sniff` runs for hours).
-        if want_seen {
-            seen.push(expect::Seen::of(r));
-        }
-        if let Some(v) = &r.verdict {
-            if fail_on.iter().any(|k| k == v.kind.name()) {
-                failing.push(format!(
-                    "flow {} {} -> {}: {}",
-                    r.id,
-                    r.client,
-                    r.server,
-                    v.kind.name()
-                ));
-            } else if let Some(f) = v.findings.iter().find(|f| fail_on.contains(&f.rule)) {
-                failing.push(format!(
-                    "flow {} {} -> {}: {} ({})",
-                    r.id, r.client, r.server, f.rule, f.evidence
-                ));
-            }
-        }
-    };
     let quiet = args.analyze.quiet;
-    let (code, summary) = analyze_inputs(args.analyze, opened, Some(&mut observe))?;
-    let mut failed = false;
-    if !failing.is_empty() {
-        failed = true;
-        if !quiet {
+    let mut judge = Judge::new(gate, expect);
+    let summary = analyze_inputs(args.analyze, opened, &mut judge)?;
+    let (failing, n) = judge.gate.failing();
+    if n > 0 && !quiet {
+        eprintln!(
+            "meshsniff check: FAIL: {} with --fail-on {}:",
+            meshsniff::report::count(n, "flow", "flows"),
+            judge.gate.fail_on().join(",")
+        );
+        for f in failing {
+            eprintln!("  {f}");
+        }
+        if n > failing.len() as u64 {
             eprintln!(
-                "meshsniff check: FAIL: {} flows with --fail-on {}:",
-                failing.len(),
-                fail_on.join(",")
+                "  ... and {} more",
+                meshsniff::report::thousands(n - failing.len() as u64)
             );
-            for f in failing.iter().take(20) {
-                eprintln!("  {f}");
-            }
-            if failing.len() > 20 {
-                eprintln!("  ... and {} more", failing.len() - 20);
-            }
         }
     }
-    if let Some(e) = expect {
-        let misses = e.check(&seen, &summary);
-        if !misses.is_empty() {
-            failed = true;
-            eprintln!(
-                "meshsniff check: FAIL: {} expectation(s) not met ({}):",
-                misses.len(),
-                e.path
-            );
-            for m in &misses {
-                eprintln!("  {m}");
-            }
+    if let Some(e) = judge.expected.as_ref().filter(|e| !e.misses.is_empty()) {
+        eprintln!(
+            "meshsniff check: FAIL: {} not met ({}):",
+            meshsniff::report::count(e.misses.len() as u64, "expectation", "expectations"),
+            e.path
+        );
+        for m in &e.misses {
+            eprintln!("  {m}");
         }
     }
-    Ok(if code == EXIT_ERROR {
-        EXIT_ERROR
-    } else if failed {
-        EXIT_FAIL
-    } else {
-        code
-    })
+    Ok(exit_code(&summary))
 }
 
 fn capture(args: CaptureArgs) -> Result<u8> {
@@ -632,6 +654,46 @@ fn capture(args: CaptureArgs) -> Result<u8> {
 /// Flows seen by a live analysis, for the status line.
 static LIVE_FLOWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static LIVE_PROBLEMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `sniff`'s status line is on the terminal (stderr) now; rows written to the same terminal
+/// must clear it first, or they are printed glued onto it.
+static STATUS_SHOWN: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+
+/// `12s · 12.3 MB captured · 1,234 flows · 2 problems`.
+fn status_line(elapsed: Duration, bytes: u64, flows: u64, problems: u64) -> String {
+    use meshsniff::report::count;
+    format!(
+        "{:.0}s · {} captured · {} · {}",
+        elapsed.as_secs_f64(),
+        meshsniff::report::human_size(bytes),
+        count(flows, "flow", "flows"),
+        count(problems, "problem", "problems"),
+    )
+}
+
+/// Standard output that clears a showing status line (on `status`) before each write; the
+/// lock keeps the status thread from drawing in the middle of a row.
+struct ClearsStatus<W: Write, E: Write> {
+    out: W,
+    status: E,
+}
+
+impl<W: Write, E: Write> Write for ClearsStatus<W, E> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut shown = STATUS_SHOWN.lock().unwrap_or_else(|e| e.into_inner());
+        if *shown {
+            self.status.write_all(b"\r\x1b[2K")?;
+            self.status.flush()?;
+            *shown = false;
+        }
+        let n = self.out.write(buf)?;
+        self.out.flush()?;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
 
 /// The child's capture stream, copied to the kept file as it is read.
 struct LiveTee {
@@ -720,15 +782,21 @@ fn sniff(args: SniffArgs) -> Result<u8> {
             let start = std::time::Instant::now();
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(500));
-                eprint!(
-                    "\r\x1b[2K{:.0}s · {} captured · {} flows · {} problems",
-                    start.elapsed().as_secs_f64(),
-                    meshsniff::report::human_bytes(bytes.load(Ordering::Relaxed)),
+                let line = status_line(
+                    start.elapsed(),
+                    bytes.load(Ordering::Relaxed),
                     LIVE_FLOWS.load(Ordering::Relaxed),
                     LIVE_PROBLEMS.load(Ordering::Relaxed),
                 );
+                let mut shown = STATUS_SHOWN.lock().unwrap_or_else(|e| e.into_inner());
+                eprint!("\r\x1b[2K{line}");
+                *shown = true;
             }
-            eprint!("\r\x1b[2K");
+            let mut shown = STATUS_SHOWN.lock().unwrap_or_else(|e| e.into_inner());
+            if *shown {
+                eprint!("\r\x1b[2K");
+                *shown = false;
+            }
         })
     });
     let input = Input {
@@ -745,7 +813,7 @@ fn sniff(args: SniffArgs) -> Result<u8> {
             inputs: vec!["-".into()],
             format: args.format,
             quiet: true,
-            color: Colour::Auto,
+            color: args.color,
             max_flows: 65_536,
             idle_timeout: 120,
             collect_bytes: 16 * 1024,
@@ -788,9 +856,6 @@ fn parse_user(s: &str) -> Result<(u32, u32)> {
     }
 }
 
-/// Finding rules (besides the verdict kinds) that `--fail-on` accepts.
-const RULES: [&str; 3] = ["sensitive-data", "weak-tls-version", "rejected"];
-
 fn progress_bar(size: Option<u64>, name: &str) -> ProgressBar {
     let bar = match size {
         Some(len) => ProgressBar::new(len).with_style(
@@ -810,4 +875,28 @@ fn progress_bar(size: Option<u64>, name: &str) -> ProgressBar {
     bar.enable_steady_tick(Duration::from_millis(250));
     let _ = io::stderr().flush();
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_clears_the_status_line_first_and_the_status_has_units() {
+        let line = status_line(Duration::from_secs(12), 12_345_678, 1234, 1);
+        assert_eq!(line, "12s · 12.3 MB captured · 1,234 flows · 1 problem");
+        *STATUS_SHOWN.lock().unwrap() = true;
+        let (mut out, mut status) = (Vec::new(), Vec::new());
+        {
+            let mut w = ClearsStatus {
+                out: &mut out,
+                status: &mut status,
+            };
+            w.write_all(b"     0  10.0.0.1:1 ...\n").unwrap();
+            w.write_all(b"     1  10.0.0.1:2 ...\n").unwrap();
+        }
+        assert_eq!(status, b"\r\x1b[2K", "cleared once, before the first row");
+        assert_eq!(out, b"     0  10.0.0.1:1 ...\n     1  10.0.0.1:2 ...\n");
+        assert!(!*STATUS_SHOWN.lock().unwrap());
+    }
 }

@@ -24,11 +24,24 @@ fn every_sample_capture_matches_its_expected_output() {
             .args(["analyze", "--format", "jsonl", &rel])
             .output()
             .unwrap();
+        // `analyze` judges by check's default rules: exit 1 exactly when the answer is FAIL.
+        let (_, summary) = common::parse_jsonl(&out.stdout);
+        let want = if summary.answer.starts_with("FAIL:") {
+            1
+        } else {
+            0
+        };
+        assert!(
+            summary.answer.starts_with("FAIL:") || summary.answer.starts_with("PASS:"),
+            "{name}: {}",
+            summary.answer
+        );
         assert_eq!(
             out.status.code(),
-            Some(0),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            Some(want),
+            "{name}: {} after `{}`",
+            String::from_utf8_lossy(&out.stderr),
+            summary.answer
         );
         let expected_path = common::repo()
             .join("captures/expected")

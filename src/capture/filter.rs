@@ -255,6 +255,18 @@ enum Dir {
     Dst,
 }
 
+/// A port as the filter gives it, or why it is not one (a number too large is not a name).
+fn port_number(p: &str) -> Result<u16, String> {
+    if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+        return p
+            .parse()
+            .map_err(|_| format!("{p} is not a port number (0 to 65535)"));
+    }
+    Err(format!(
+        "`{p}` is not a number, and service names are not supported; give a number"
+    ))
+}
+
 fn host(c: &Ctx, addr: IpAddr, mask_bits: Option<u8>, dir: Dir) -> Result<Cond, String> {
     match addr {
         IpAddr::V4(a) => {
@@ -487,6 +499,19 @@ impl<'a> Parser<'a> {
                 };
                 return self.ctx.vlan(vid);
             }
+            "ip" | "ip6" | "arp" | "icmp" | "icmp6" => {
+                // Only `tcp`/`udp` may qualify a primitive here; say which pair was refused.
+                let next = self.peek().unwrap_or_default();
+                let also = if word == "ip6" && next == "net" {
+                    " (IPv6 networks are not supported yet either)"
+                } else {
+                    ""
+                };
+                return Err(format!(
+                    "`{word} {next}`: `{word}` as a qualifier of `{next}` is not supported; \
+                     write `{word} and {next} …`{also}"
+                ));
+            }
             "tcp" | "udp" => {
                 let p = if word == "tcp" { 6 } else { 17 };
                 if self.peek() == Some("[") {
@@ -524,6 +549,9 @@ impl<'a> Parser<'a> {
                     .split_once('/')
                     .ok_or(format!("`{n}`: write the network as A.B.C.D/LEN"))?;
                 let addr: IpAddr = a.parse().map_err(|_| format!("`{a}` is not an address"))?;
+                if addr.is_ipv6() {
+                    return Err(format!("`net {n}`: IPv6 networks are not supported yet"));
+                }
                 let len: u8 = len
                     .parse()
                     .ok()
@@ -533,17 +561,17 @@ impl<'a> Parser<'a> {
             }
             "port" => {
                 let p = self.next().ok_or("`port` needs a number")?;
-                let n: u16 = p.parse().map_err(|_| {
-                    format!("`{p}`: service names are not supported; give a number")
-                })?;
+                let n = port_number(p).map_err(|why| format!("`port {p}`: {why}"))?;
                 Ok(port(&self.ctx, proto, n, n, dir))
             }
             "portrange" => {
                 let r = self.next().ok_or("`portrange` needs A-B")?;
                 let (a, b) = r.split_once('-').ok_or(format!("`{r}`: write A-B"))?;
-                let (a, b): (u16, u16) = match (a.parse(), b.parse()) {
+                let (a, b) = match (port_number(a), port_number(b)) {
                     (Ok(a), Ok(b)) => (a, b),
-                    _ => return Err(format!("`{r}`: numbers only")),
+                    (Err(why), _) | (_, Err(why)) => {
+                        return Err(format!("`portrange {r}`: {why}"));
+                    }
                 };
                 let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
                 Ok(port(&self.ctx, proto, lo, hi, dir))

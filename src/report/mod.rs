@@ -2,14 +2,19 @@
 //! records and the [`Summary`] through a [`Sink`]: a human table, JSON Lines, or one JSON
 //! document. Printers print; they never analyse.
 
+mod answer;
 pub mod fastjson;
 mod json;
 pub mod schema;
 mod table;
 
+pub use answer::{
+    CheckResult, DEFAULT_FAIL_ON, ExpectResult, FINDING_RULES, Gate, Outcome, UnknownRule, count,
+    thousands,
+};
 pub use json::{JsonDocSink, JsonlSink};
 pub use schema::*;
-pub use table::{TableSink, human_bytes};
+pub use table::{TableSink, human_bytes, human_size};
 
 use crate::classify::{self, ClientBasis};
 use crate::flow::{End, Flow, Start};

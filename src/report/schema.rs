@@ -253,7 +253,16 @@ pub struct Summary {
     /// The worst findings (severity first, then flow order), at most `MAX_WORST`.
     #[serde(default)]
     pub worst: Vec<WorstFinding>,
-    /// One line: `PASS: 41 flows, all mTLS` or `FAIL: 2 plaintext leaks, 1 sidecar bypass`.
+    /// Findings over all flows (`worst` keeps the first `MAX_WORST` of them by severity).
+    #[serde(default)]
+    pub findings: u64,
+    /// What decided the run and its outcome (`--fail-on`, `--expect`); `analyze` and `sniff`
+    /// judge by `check`'s default rules. Null only from library callers that judge nothing.
+    #[serde(default)]
+    pub check: Option<super::answer::CheckResult>,
+    /// The last line: `PASS: 41 flows, all mTLS`, `FAIL: 2 plaintext leaks, 1 sidecar bypass`,
+    /// `NO DATA: …`, `NO VERDICT: …`, `PARTIAL: …` or `ERROR: …` (docs/check.md); it agrees
+    /// with `check.result` and with the exit code.
     #[serde(default)]
     pub answer: String,
 }
@@ -261,8 +270,10 @@ pub struct Summary {
 /// How many findings the summary keeps.
 pub const MAX_WORST: usize = 10;
 
-/// Flows per verdict kind (field names are the kinds, `-` as `_`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// Flows per verdict kind. In JSON the keys are the kinds as spelled everywhere else
+/// (`plaintext-leak`); the underscore keys of 0.1 (`plaintext_leak`, `plaintext_expected`,
+/// `sidecar_bypass`) are written too, deprecated, for one release (docs/schema.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VerdictCounts {
     pub mtls: u64,
     pub tls: u64,
@@ -271,6 +282,36 @@ pub struct VerdictCounts {
     pub sidecar_bypass: u64,
     pub rejected: u64,
     pub unknown: u64,
+}
+
+impl Serialize for VerdictCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(crate::policy::Kind::ALL.len() + 3))?;
+        for k in crate::policy::Kind::ALL {
+            m.serialize_entry(k.name(), &self.get(k))?;
+        }
+        // Deprecated spellings, kept for one release.
+        m.serialize_entry("plaintext_expected", &self.plaintext_expected)?;
+        m.serialize_entry("plaintext_leak", &self.plaintext_leak)?;
+        m.serialize_entry("sidecar_bypass", &self.sidecar_bypass)?;
+        m.end()
+    }
+}
+
+/// Reads either spelling (the hyphenated one wins): old reports still read back.
+impl<'de> Deserialize<'de> for VerdictCounts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = std::collections::BTreeMap::<String, u64>::deserialize(d)?;
+        let mut c = VerdictCounts::default();
+        for k in crate::policy::Kind::ALL {
+            let old = k.name().replace('-', "_");
+            if let Some(n) = m.get(k.name()).or_else(|| m.get(&old)) {
+                *c.get_mut(k) = *n;
+            }
+        }
+        Ok(c)
+    }
 }
 
 impl VerdictCounts {
@@ -309,6 +350,7 @@ impl Summary {
     /// Counts a judged flow and keeps its findings if they are among the worst.
     pub fn judge(&mut self, id: u64, v: &crate::policy::Verdict) {
         *self.verdicts.get_mut(v.kind) += 1;
+        self.findings += v.findings.len() as u64;
         for f in &v.findings {
             let worse = self.worst.len() < MAX_WORST
                 || self.worst.last().is_some_and(|w| w.severity < f.severity);
@@ -334,52 +376,12 @@ impl Summary {
         }
     }
 
-    /// The one-line answer from the verdict counts.
+    /// The one-line answer under `check`'s default rules (what `analyze` judges by); the
+    /// binaries replace it with [`super::Gate::conclude`]'s, which knows every rule.
     pub fn answer_line(&self) -> String {
-        use crate::policy::Kind;
-        let v = &self.verdicts;
-        let judged = v.total();
-        if self.profile == "none" || (judged == 0 && self.flows > 0) {
-            return format!(
-                "NO VERDICT: {} flows, facts only (--profile none)",
-                self.flows
-            );
-        }
-        let plural =
-            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-        let mut bad = Vec::new();
-        if v.plaintext_leak > 0 {
-            bad.push(plural(
-                v.plaintext_leak,
-                "plaintext leak",
-                "plaintext leaks",
-            ));
-        }
-        if v.sidecar_bypass > 0 {
-            bad.push(plural(
-                v.sidecar_bypass,
-                "sidecar bypass",
-                "sidecar bypasses",
-            ));
-        }
-        if !bad.is_empty() {
-            return format!("FAIL: {}", bad.join(", "));
-        }
-        let flows = plural(judged, "flow", "flows");
-        if judged == 0 {
-            return "PASS: no flows".into();
-        }
-        if v.mtls == judged {
-            return format!("PASS: {flows}, all mTLS");
-        }
-        let mut parts = Vec::new();
-        for k in Kind::ALL {
-            let n = v.get(k);
-            if n > 0 {
-                parts.push(format!("{n} {}", k.name()));
-            }
-        }
-        format!("PASS: {flows} ({})", parts.join(", "))
+        let mut s = self.clone();
+        super::Gate::default().conclude_counts(&mut s);
+        s.answer
     }
 }
 

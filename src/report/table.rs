@@ -1,7 +1,7 @@
 //! The human report: a header, one row per flow as it closes, then the summary. Colour only
 //! when the caller says the output is a terminal.
 
-use super::{FlowRecord, Sink, Summary, TcpEnd, TcpStart};
+use super::{FlowRecord, InputErrorKind, Sink, Summary, TcpEnd, TcpStart, count, thousands};
 use crate::classify::Protocol;
 use crate::policy::Kind;
 use std::io::{self, Write};
@@ -74,6 +74,29 @@ pub fn human_bytes(n: u64) -> String {
         format!("{v:.1}{unit}")
     } else {
         format!("{v:.0}{unit}")
+    }
+}
+
+/// A size with its unit for people: `512 B`, `12.3 kB`, `1.4 GB` (decimal units, like the
+/// table's compact cells).
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if n < 1000 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if v < 1000.0 {
+            break;
+        }
+        v /= 1000.0;
+        unit = u;
+    }
+    if v < 100.0 {
+        format!("{v:.1} {unit}")
+    } else {
+        format!("{v:.0} {unit}")
     }
 }
 
@@ -176,27 +199,34 @@ impl<W: Write> Sink for TableSink<W> {
         };
         writeln!(
             self.out,
-            "{} flows{by_proto} · {} packets · {} bytes of payload",
-            s.flows,
-            s.packets,
-            human_bytes(s.bytes)
+            "{}{by_proto} · {} · {} of payload",
+            count(s.flows, "flow", "flows"),
+            count(s.packets, "packet", "packets"),
+            human_size(s.bytes)
         )?;
         let non_tcp = s.non_tcp.nonzero();
         if !non_tcp.is_empty() {
-            let parts: Vec<String> = non_tcp.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let parts: Vec<String> = non_tcp
+                .iter()
+                .map(|(k, n)| format!("{k} {}", thousands(*n)))
+                .collect();
             writeln!(self.out, "not TCP: {}", parts.join(", "))?;
         }
         if s.evicted > 0 {
             writeln!(
                 self.out,
-                "flow table full: {} flows reported early (--max-flows)",
-                s.evicted
+                "flow table full: {} reported early (--max-flows)",
+                count(s.evicted, "flow", "flows")
             )?;
         }
         for e in &s.errors {
             let msg = format!("{}: {}", e.file, e.message);
             let msg = self.paint("31", &msg);
-            writeln!(self.out, "input damaged: {msg}")?;
+            let what = match e.kind {
+                InputErrorKind::Damaged => "input damaged",
+                _ => "input unreadable",
+            };
+            writeln!(self.out, "{what}: {msg}")?;
         }
         if s.partial {
             writeln!(
@@ -211,7 +241,7 @@ impl<W: Write> Sink for TableSink<W> {
             for k in Kind::ALL {
                 let n = s.verdicts.get(k);
                 if n > 0 {
-                    writeln!(self.out, "{:<20} {n:>7}", k.name())?;
+                    writeln!(self.out, "{:<20} {:>7}", k.name(), thousands(n))?;
                 }
             }
         }
@@ -228,13 +258,23 @@ impl<W: Write> Sink for TableSink<W> {
                     w.evidence
                 )?;
             }
+            let more = s.findings.saturating_sub(s.worst.len() as u64);
+            if more > 0 {
+                writeln!(
+                    self.out,
+                    "  ... and {} more (every finding is under its flow above)",
+                    thousands(more)
+                )?;
+            }
         }
         if !s.answer.is_empty() {
             writeln!(self.out)?;
-            let code = if s.answer.starts_with("FAIL") {
+            let code = if s.answer.starts_with("FAIL") || s.answer.starts_with("ERROR") {
                 "1;31"
-            } else {
+            } else if s.answer.starts_with("PASS") {
                 "1;32"
+            } else {
+                "1;33"
             };
             let answer = self.paint(code, &s.answer);
             writeln!(self.out, "{answer}")?;

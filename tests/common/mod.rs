@@ -20,12 +20,43 @@ pub fn shared() -> Option<PathBuf> {
     p.join("captures-public").is_dir().then_some(p)
 }
 
-/// Skips (prints why) or, under `.ci/run`, fails.
+/// Skips (prints why) or, under `.ci/run`, fails. The skip is also noted in [`skip_dir`], so
+/// that the last test target (`tests/zz_skipped.rs`) can say at the end of `cargo test` how
+/// many were skipped and why: the line printed here is in captured stderr, hidden.
 pub fn skip(test: &str, why: &str) {
     if std::env::var_os(REQUIRE_ENV).is_some() {
         panic!("{test}: cannot run ({why}) and {REQUIRE_ENV} is set, so this is a failure");
     }
     eprintln!("SKIPPED {test}: {why}");
+    note_skip(test, why);
+}
+
+/// Where skips are noted: one file per skip, `<cargo's pid>-<test binary's pid>-<test>`,
+/// holding the reason. Every test binary of one `cargo test` has cargo as its parent, which
+/// tells this run's notes from those of an earlier run that stopped before the last target.
+pub fn skip_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("meshsniff-skipped")
+}
+
+fn note_skip(test: &str, why: &str) {
+    let dir = skip_dir();
+    let name: String = test
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let file = dir.join(format!(
+        "{}-{}-{name}",
+        std::os::unix::process::parent_id(),
+        std::process::id()
+    ));
+    // Best effort: a skip that cannot be noted is still printed above.
+    let _ = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(file, why));
 }
 
 pub fn shared_or_skip(test: &str) -> Option<PathBuf> {
