@@ -574,11 +574,11 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
         "{calls:?}"
     );
     assert_eq!(
-        calls[2].0[1..],
+        calls[1].0[1..],
         ["get", "--raw", "/api", "--request-timeout=5s"]
     );
     assert_eq!(
-        calls[3].0[1..],
+        calls[2].0[1..],
         ["get", "pod/web-1", "-n", "shop", "-o", "json"]
     );
     let helper = &lab.created_pods()[0];
@@ -671,7 +671,9 @@ fn stop_mid_stream(n: u8, signal: &str) {
     )
     .unwrap();
     sh(&["chmod", "+x", ws.to_str().unwrap()]);
-    let (mut child, log) = lab.start(&[
+    // SIGTERM's run asks for the secrets: `--show-secrets` reaches the analyzer only then.
+    let show = signal == "-TERM";
+    let mut args = vec![
         "web-1",
         "-n",
         "shop",
@@ -680,11 +682,17 @@ fn stop_mid_stream(n: u8, signal: &str) {
         "-o",
         "cut.pcapng",
         "--wireshark",
-    ]);
+    ];
+    if show {
+        args.push("--show-secrets");
+    }
+    let (mut child, log) = lab.start(&args);
     lab.curl(0, "/").unwrap();
     std::thread::sleep(Duration::from_millis(500));
     sh(&["kill", signal, &child.id().to_string()]);
     let start = Instant::now();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
     let status = child.wait().unwrap();
     assert!(
         start.elapsed() < Duration::from_secs(10),
@@ -698,6 +706,13 @@ fn stop_mid_stream(n: u8, signal: &str) {
     );
     assert_eq!(lab.deletes().len(), 1, "{err}");
     assert!(err.contains("deleted helper pod"), "{err}");
+    let token = "sk_live_abcdefghijklmnop";
+    assert!(!err.contains(token), "never on stderr: {err}");
+    assert_eq!(
+        stdout.contains(token),
+        show,
+        "the token only with --show-secrets: {stdout}"
+    );
     let gets = common::tshark_fields(
         &lab.dir.join("cut.pcapng"),
         &["http.request.method"],

@@ -133,7 +133,7 @@ pub fn label_selector(sel: &str) -> Result<(), String> {
             }
             _ => {}
         }
-        if depth < 0 || depth > 1 {
+        if !(0..=1).contains(&depth) {
             return bad("unbalanced parentheses");
         }
     }

@@ -118,8 +118,7 @@ fn last_line(stderr: &str) -> String {
     stderr
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !is_klog_line(l))
-        .next_back()
+        .rfind(|l| !l.is_empty() && !is_klog_line(l))
         .or_else(|| stderr.lines().map(str::trim).rfind(|l| !l.is_empty()))
         .unwrap_or("")
         .to_string()
