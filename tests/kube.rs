@@ -198,15 +198,13 @@ fn manifests_are_valid_kubernetes_objects_with_every_promised_field() {
             "capture",
             "--container",
             &t.container_id,
-            "-i",
-            "any",
+            "--interface=any",
             "-w",
             "-",
             "--pcapng",
             "--duration",
             "60s",
-            "-f",
-            "tcp port 8080",
+            "--filter=tcp port 8080",
             "-c",
             "10"
         ]
@@ -542,8 +540,10 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
             .any(|f| f["verdict"]["kind"] == "plaintext-leak"),
         "{text}"
     );
+    // Without --show-secrets no byte of the token reaches any output: the analyzer's
+    // stdout, and the plugin's stderr (its own lines and everything it relays).
     assert!(
-        !text.contains("sk_live_abcdefghijklmnop"),
+        !text.contains("sk_live_abcdefghijklmnop") && !err.contains("sk_live_abcdefghijklmnop"),
         "the token is redacted"
     );
     // The saved capture: pcapng, 0600, read by tshark, the GETs in it.
@@ -556,27 +556,36 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
     let gets = common::tshark_fields(&saved, &["http.request.method"], "http.request");
     assert_eq!(gets.len(), 3, "{gets:?}");
 
-    // The calls: every one with the context; the pod read; the namespace and the helper
-    // created as promised; exec without -t running the helper on the target's container;
-    // the helper deleted without waiting.
+    // The calls: every one with the context (one argv element: never read as two); the
+    // kubeconfig read, one bounded request to the API server, the pod read as pod/NAME; the
+    // namespace and the helper created as promised; exec without -t running the helper on
+    // the target's container; the helper deleted without waiting.
     let calls = lab.calls();
     assert!(
-        calls
-            .iter()
-            .all(|(a, _)| a[..2] == ["--context", "prod-eu"]),
+        calls.iter().all(|(a, _)| a[0] == "--context=prod-eu"),
         "{calls:?}"
     );
-    let verbs: Vec<&str> = calls.iter().map(|(a, _)| a[2].as_str()).collect();
+    let verbs: Vec<&str> = calls.iter().map(|(a, _)| a[1].as_str()).collect();
     assert_eq!(
         verbs,
-        ["get", "get", "create", "create", "wait", "exec", "delete"],
+        [
+            "config", "get", "get", "get", "create", "create", "wait", "exec", "delete"
+        ],
         "{calls:?}"
+    );
+    assert_eq!(
+        calls[1].0[1..],
+        ["get", "--raw", "/api", "--request-timeout=5s"]
+    );
+    assert_eq!(
+        calls[2].0[1..],
+        ["get", "pod/web-1", "-n", "shop", "-o", "json"]
     );
     let helper = &lab.created_pods()[0];
     round_trips::<api::Pod>(helper);
     assert_eq!(helper["spec"]["nodeName"], "node-a");
     let name = helper["metadata"]["name"].as_str().unwrap();
-    let exec = &calls[5].0;
+    let exec = &calls[7].0;
     assert!(
         exec.contains(&"-i".to_string()) && !exec.contains(&"-t".to_string()),
         "{exec:?}"
@@ -589,7 +598,7 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
     assert_eq!(
         lab.deletes(),
         [format!(
-            "--context prod-eu delete pod {name} -n meshsniff-system --wait=false --ignore-not-found"
+            "--context=prod-eu delete pod/{name} -n meshsniff-system --wait=false --ignore-not-found"
         )]
     );
     assert!(
@@ -662,7 +671,9 @@ fn stop_mid_stream(n: u8, signal: &str) {
     )
     .unwrap();
     sh(&["chmod", "+x", ws.to_str().unwrap()]);
-    let (mut child, log) = lab.start(&[
+    // SIGTERM's run asks for the secrets: `--show-secrets` reaches the analyzer only then.
+    let show = signal == "-TERM";
+    let mut args = vec![
         "web-1",
         "-n",
         "shop",
@@ -671,11 +682,17 @@ fn stop_mid_stream(n: u8, signal: &str) {
         "-o",
         "cut.pcapng",
         "--wireshark",
-    ]);
+    ];
+    if show {
+        args.push("--show-secrets");
+    }
+    let (mut child, log) = lab.start(&args);
     lab.curl(0, "/").unwrap();
     std::thread::sleep(Duration::from_millis(500));
     sh(&["kill", signal, &child.id().to_string()]);
     let start = Instant::now();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
     let status = child.wait().unwrap();
     assert!(
         start.elapsed() < Duration::from_secs(10),
@@ -689,6 +706,13 @@ fn stop_mid_stream(n: u8, signal: &str) {
     );
     assert_eq!(lab.deletes().len(), 1, "{err}");
     assert!(err.contains("deleted helper pod"), "{err}");
+    let token = "sk_live_abcdefghijklmnop";
+    assert!(!err.contains(token), "never on stderr: {err}");
+    assert_eq!(
+        stdout.contains(token),
+        show,
+        "the token only with --show-secrets: {stdout}"
+    );
     let gets = common::tshark_fields(
         &lab.dir.join("cut.pcapng"),
         &["http.request.method"],
@@ -794,9 +818,14 @@ fn a_helper_that_cannot_start_says_why_and_is_deleted() {
         .rposition(|(a, _)| a[0] == "config")
         .expect("config view");
     assert_eq!(calls[at].0[..3], ["config", "view", "--minify"]);
+    assert_eq!(calls[at].0, ["config", "view", "--minify", "-o", "json"]);
     assert_eq!(
         calls[at + 1].0,
-        ["get", "pod", "web-1", "-n", "shop", "-o", "json"]
+        ["get", "--raw", "/api", "--request-timeout=5s"]
+    );
+    assert_eq!(
+        calls[at + 2].0,
+        ["get", "pod/web-1", "-n", "shop", "-o", "json"]
     );
 }
 
@@ -846,7 +875,8 @@ fn ephemeral_mode_captures_from_inside_the_pod() {
     round_trips::<api::EphemeralContainer>(&body["spec"]["ephemeralContainers"][0]);
     let exec = &calls.iter().find(|(a, _)| a[0] == "exec").unwrap().0;
     assert!(
-        exec[..4] == ["exec", "-i", "web-1", "-n"] && !exec.contains(&"--container".to_string()),
+        exec[..4] == ["exec", "-i", "pod/web-1", "-n"]
+            && !exec.contains(&"--container".to_string()),
         "{exec:?}"
     );
     assert!(lab.created_pods().is_empty() && lab.deletes().is_empty());
@@ -941,12 +971,15 @@ fn gc_deletes_expired_helpers_only() {
     );
     assert_eq!(
         lab.deletes(),
-        ["delete pod meshsniff-old-0 -n meshsniff-system --wait=false --ignore-not-found"]
+        ["delete pod/meshsniff-old-0 -n meshsniff-system --wait=false --ignore-not-found"]
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 helper pod(s) deleted"));
     // kubectl's own configuration: --kubeconfig passed on, KUBECONFIG left to kubectl.
+    let other = lab.dir.join("other.yaml");
+    std::fs::write(&other, "apiVersion: v1\nkind: Config\n").unwrap();
+    let other = other.to_str().unwrap();
     let out = lab
-        .plugin(&["gc", "--all", "--kubeconfig", "/etc/kube/other.yaml"])
+        .plugin(&["gc", "--all", "--kubeconfig", other])
         .env("KUBECONFIG", "/home/u/.kube/config")
         .output()
         .unwrap();
@@ -960,10 +993,7 @@ fn gc_deletes_expired_helpers_only() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(
-        last["argv"].as_array().unwrap()[0..2],
-        [json!("--kubeconfig"), json!("/etc/kube/other.yaml")]
-    );
+    assert_eq!(last["argv"][0], format!("--kubeconfig={other}"));
     assert_eq!(last["KUBECONFIG"], "/home/u/.kube/config");
 }
 
@@ -1154,4 +1184,627 @@ fn issue_11_output_file_never_follows_symlinks_or_replaces_without_overwrite() {
     assert_eq!(std::fs::read(&old).unwrap(), b"an older capture");
     assert_eq!(std::fs::metadata(&old).unwrap().mode() & 0o777, 0o666);
     let _ = std::fs::remove_dir_all(&lab.dir);
+}
+
+impl KubeLab {
+    /// A target pod in the stand-in's store only (no namespaces): for runs that must end
+    /// before any exec. `phase` other than Running makes the plugin stop right after `get`.
+    fn put_pod(&self, ns: &str, name: &str, phase: &str) {
+        let mut pod = pod_json(ns, name, "node-a", &"c".repeat(64), json!({"app": "web"}));
+        pod["status"]["phase"] = json!(phase);
+        let file = self.state.join(format!("objects/pods/{ns}/{name}.json"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, pod.to_string()).unwrap();
+    }
+
+    /// A HOME with a kubeconfig file (the stand-in does not read it; the plugin names it).
+    fn home_with_kubeconfig(&self) -> PathBuf {
+        let home = self.dir.join("home");
+        std::fs::create_dir_all(home.join(".kube")).unwrap();
+        std::fs::write(home.join(".kube/config"), "apiVersion: v1\nkind: Config\n").unwrap();
+        home
+    }
+
+    fn mutating_calls(&self) -> Vec<Vec<String>> {
+        self.calls()
+            .into_iter()
+            .map(|(a, _)| a)
+            .filter(|a| {
+                a.iter()
+                    .any(|x| x == "create" || x == "patch" || x == "exec")
+            })
+            .collect()
+    }
+}
+
+/// Stderr as the user sees it: its non-empty lines.
+fn lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Issue 11: a bad `-f`, `--profile`, `--format`, `--fail-on`, interface name or image is
+/// refused on the laptop (exit 2) before any kubectl call, so nothing is created. The
+/// filter is compiled for the link type it will run on: `vlan` exists on Ethernet only.
+/// (Before: each was found by the helper or the analyzer after the privileged pod was
+/// created and exec'd.)
+#[test]
+fn bad_flags_are_refused_before_anything_is_created() {
+    let lab = KubeLab::stand_in_only("flags");
+    lab.put_pod("shop", "web-1", "Running");
+    for (flags, says) in [
+        (&["-f", "tcp port 99999"][..], "-f: filter `tcp port 99999`"),
+        (&["-f", "vlan"], "as the helper compiles it for -i any"),
+        (&["-f", "tcp port 80 and"], "-f: filter"),
+        (&["--profile", "istoi"], "--profile `istoi`"),
+        (&["--format", "yaml"], "--format `yaml`"),
+        (
+            &["--fail-on", "plaintext-leak,plaintext-leek"],
+            "unknown kind `plaintext-leek`",
+        ),
+        (&["-i", "eth0 x"], "-i `eth0 x`: not an interface name"),
+        (
+            &["--image", "Registry.example/M:1"],
+            "--image `Registry.example/M:1`",
+        ),
+    ] {
+        let mut args = vec!["web-1", "-n", "shop"];
+        args.extend(flags);
+        let out = lab.run(&args);
+        let err = lines(&out);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err:?}");
+        assert_eq!(err.len(), 1, "{flags:?}: one line: {err:?}");
+        assert!(err[0].contains(says), "{flags:?}: {err:?}");
+        assert!(
+            lab.mutating_calls().is_empty(),
+            "{flags:?}: nothing created: {:?}",
+            lab.calls()
+        );
+        assert!(lab.calls().is_empty(), "{flags:?}: no kubectl call at all");
+    }
+}
+
+/// Issue 11: every user string reaches kubectl as a Kubernetes name or as one `--flag=VALUE`
+/// element, never as a flag of its own; kubectl's `pod/NAME` forms are accepted. (Before:
+/// `kubectl meshsniff -n default -- --as=system:admin` ran `kubectl get pod
+/// --as=system:admin …`, and `pod/web-1` was looked up as a pod named `pod/web-1`.)
+#[test]
+fn names_reach_kubectl_only_as_names() {
+    let lab = KubeLab::stand_in_only("names");
+    for (args, says) in [
+        (
+            &["-n", "default", "--", "--as=system:admin"][..],
+            "pod name `--as=system:admin` is not a Kubernetes name",
+        ),
+        (
+            &["--namespace=--as=system:admin", "web-1"],
+            "namespace `--as=system:admin`",
+        ),
+        (
+            &["web-1", "-n", "shop", "--container=--as=x"],
+            "container name `--as=x`",
+        ),
+        (
+            &["--selector=--as=system:admin", "-n", "shop"],
+            "label selector `--as=system:admin`",
+        ),
+        (
+            &["--selector=app=web --as=system:admin", "-n", "shop"],
+            "label selector",
+        ),
+        (&["deploy/web", "-n", "shop"], "only pods can be captured"),
+        (&["Web-1", "-n", "shop"], "not a Kubernetes name"),
+        (&["--image=--privileged", "web-1"], "--image `--privileged`"),
+    ] {
+        let out = lab.run(args);
+        let err = lines(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err:?}");
+        assert!(err.iter().any(|l| l.contains(says)), "{args:?}: {err:?}");
+        assert!(lab.calls().is_empty(), "{args:?}: {:?}", lab.calls());
+    }
+    // A context is any text kubeconfig holds: it goes as one element, `--context=…`.
+    let out = lab.run(&["web-1", "-n", "shop", "--context=--as=system:admin"]);
+    let err = lines(&out);
+    assert_eq!(out.status.code(), Some(2), "{err:?}");
+    assert!(
+        err[0].contains("context `--as=system:admin` is not in kubeconfig"),
+        "{err:?}"
+    );
+    let calls = lab.calls();
+    assert!(!calls.is_empty());
+    for (a, _) in &calls {
+        assert_eq!(a[0], "--context=--as=system:admin", "{a:?}");
+        assert!(!a.iter().any(|x| x == "--as=system:admin"), "{a:?}");
+    }
+    // pod/NAME, pods/NAME, po/NAME: the pod NAME, read as `get pod/NAME`.
+    lab.put_pod("shop", "web-1", "Pending");
+    for form in ["pod/web-1", "pods/web-1", "po/web-1", "web-1"] {
+        let out = lab.run(&[form, "-n", "shop"]);
+        let err = lines(&out);
+        assert_eq!(out.status.code(), Some(2), "{form}: {err:?}");
+        assert!(
+            err.iter().any(|l| l.contains("shop/web-1: is Pending")),
+            "{form}: {err:?}"
+        );
+        let calls = lab.calls();
+        assert_eq!(
+            calls.last().unwrap().0,
+            ["get", "pod/web-1", "-n", "shop", "-o", "json"],
+            "{form}"
+        );
+    }
+}
+
+/// Issue 11: no cluster, no context, a missing kubeconfig, a server that refuses, cannot be
+/// reached, does not answer, is not trusted or rejects the credentials: one line each,
+/// naming the kubeconfig and the context and what to do, and nothing created. The stand-in
+/// prints what real kubectl prints (the four discovery retries included). (Before: the
+/// retries and kubectl's message, several lines, and no word on which kubeconfig.)
+#[test]
+fn cluster_problems_are_one_line_each() {
+    let lab = KubeLab::stand_in_only("cluster");
+    lab.put_pod("shop", "web-1", "Running");
+    let home = lab.home_with_kubeconfig();
+    let config = home.join(".kube/config").display().to_string();
+    let empty_home = lab.dir.join("empty-home");
+    std::fs::create_dir_all(&empty_home).unwrap();
+    let missing = lab.dir.join("missing.yaml").display().to_string();
+    let cases: Vec<(&str, Vec<&str>, &Path, Vec<String>)> = vec![
+        (
+            "refused",
+            vec![],
+            &home,
+            vec![
+                "the API server https://127.0.0.1:6443 refused the connection".into(),
+                format!("(context lab, kubeconfig {config})"),
+                "is the cluster running".into(),
+            ],
+        ),
+        (
+            "unreachable",
+            vec![],
+            &home,
+            vec![
+                "cannot reach the API server".into(),
+                "network is unreachable".into(),
+            ],
+        ),
+        (
+            "timeout",
+            vec![],
+            &home,
+            vec!["did not answer within 5s".into()],
+        ),
+        (
+            "untrusted",
+            vec![],
+            &home,
+            vec!["a certificate kubectl does not trust".into(), "x509".into()],
+        ),
+        (
+            "unauthorized",
+            vec![],
+            &home,
+            vec!["rejected the credentials".into(), "log in again".into()],
+        ),
+        (
+            "no-context",
+            vec![],
+            &home,
+            vec![
+                format!("kubeconfig {config} has no current context (it has: lab, prod-eu)"),
+                "kubectl config use-context".into(),
+            ],
+        ),
+        (
+            "no-context",
+            vec![],
+            &empty_home,
+            vec![format!(
+                "no kubeconfig: {}/.kube/config does not exist",
+                empty_home.display()
+            )],
+        ),
+        (
+            "ok",
+            vec!["--context", "nope"],
+            &home,
+            vec![
+                "context `nope` is not in kubeconfig".into(),
+                "(it has: lab, prod-eu)".into(),
+            ],
+        ),
+        (
+            "ok",
+            vec!["--kubeconfig", &missing],
+            &home,
+            vec![format!(
+                "kubeconfig {missing} (--kubeconfig) does not exist"
+            )],
+        ),
+    ];
+    for (scenario, extra, home, want) in cases {
+        lab.scenario(scenario);
+        let _ = std::fs::remove_file(lab.state.join("calls.jsonl"));
+        let mut args = vec!["web-1", "-n", "shop"];
+        args.extend(&extra);
+        let out = lab
+            .plugin(&args)
+            .env("HOME", home)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        let err = lines(&out);
+        assert_eq!(out.status.code(), Some(2), "{scenario} {extra:?}: {err:?}");
+        assert_eq!(err.len(), 1, "{scenario} {extra:?}: one line: {err:?}");
+        assert!(err[0].starts_with("kubectl meshsniff: "), "{err:?}");
+        for w in &want {
+            assert!(
+                err[0].contains(w.as_str()),
+                "{scenario} {extra:?}: `{w}` in {err:?}"
+            );
+        }
+        assert!(!err[0].contains("memcache"), "{err:?}");
+        assert!(lab.mutating_calls().is_empty(), "{scenario}");
+        // The first API call is bounded.
+        for (a, _) in lab.calls() {
+            if a.iter().any(|x| x == "--raw") {
+                assert!(a.iter().any(|x| x == "--request-timeout=5s"), "{a:?}");
+            }
+        }
+    }
+    // KUBECONFIG naming only files that do not exist; and gc says the same.
+    lab.scenario("no-context");
+    let out = lab
+        .plugin(&["gc"])
+        .env("HOME", &empty_home)
+        .env("KUBECONFIG", "/nonexistent/a:/nonexistent/b")
+        .output()
+        .unwrap();
+    let err = lines(&out);
+    assert_eq!(out.status.code(), Some(2), "{err:?}");
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].contains("no kubeconfig: no file of KUBECONFIG=/nonexistent/a:/nonexistent/b"),
+        "{err:?}"
+    );
+}
+
+/// The same with the real kubectl (where installed): a kubeconfig pointing at 127.0.0.1:1
+/// (nothing listens), a missing file, no current context, an unknown context, no kubeconfig
+/// at all, an API server on loopback that answers 401, one that never answers; the texts
+/// are real kubectl's. The token in the kubeconfig is never printed.
+#[test]
+fn real_kubectl_cluster_problems_are_one_line_each() {
+    let test = "real_kubectl_cluster_problems_are_one_line_each";
+    if !(common::have(test, "kubectl") && common::have(test, "python3")) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("meshsniff-kube-{}-real", std::process::id()));
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    // Two loopback servers: one answers 401 to everything, one accepts and never answers.
+    let script = dir.join("servers.py");
+    std::fs::write(
+        &script,
+        "import http.server, socket, sys, threading\n\
+         class H(http.server.BaseHTTPRequestHandler):\n\
+         \x20   def do_GET(self):\n\
+         \x20       b = b'{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":\"Unauthorized\",\"reason\":\"Unauthorized\",\"code\":401}'\n\
+         \x20       self.send_response(401); self.send_header('Content-Type', 'application/json')\n\
+         \x20       self.send_header('Content-Length', str(len(b))); self.end_headers(); self.wfile.write(b)\n\
+         \x20   def log_message(self, *a): pass\n\
+         a = http.server.HTTPServer(('127.0.0.1', 0), H)\n\
+         s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(64)\n\
+         print(a.server_address[1], s.getsockname()[1], flush=True)\n\
+         held = []\n\
+         threading.Thread(target=lambda: [held.append(s.accept()) for _ in iter(int, 1)], daemon=True).start()\n\
+         a.serve_forever()\n",
+    )
+    .unwrap();
+    let mut servers = Command::new("python3")
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(servers.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let ports: Vec<&str> = first.split_whitespace().collect();
+    let config = |name: &str, server: &str, current: &str| {
+        let p = dir.join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: {server}\n\
+                 contexts:\n- name: lab-ctx\n  context:\n    cluster: lab\n    user: lab-user\n\
+                 current-context: \"{current}\"\nusers:\n- name: lab-user\n  user:\n    token: s3cr3t-token-value\n"
+            ),
+        )
+        .unwrap();
+        p.display().to_string()
+    };
+    let refused = config("refused.yaml", "https://127.0.0.1:1", "lab-ctx");
+    let noctx = config("noctx.yaml", "https://127.0.0.1:1", "");
+    let unauth = config(
+        "401.yaml",
+        &format!("http://127.0.0.1:{}", ports[0]),
+        "lab-ctx",
+    );
+    let silent = config(
+        "silent.yaml",
+        &format!("http://127.0.0.1:{}", ports[1]),
+        "lab-ctx",
+    );
+    let missing = dir.join("missing.yaml").display().to_string();
+    let cases: Vec<(Vec<&str>, Vec<String>)> = vec![
+        (
+            vec!["--kubeconfig", &refused],
+            vec![
+                "the API server https://127.0.0.1:1 refused the connection".into(),
+                format!("(context lab-ctx, kubeconfig {refused} (--kubeconfig))"),
+            ],
+        ),
+        (
+            vec!["--kubeconfig", &missing],
+            vec![format!(
+                "kubeconfig {missing} (--kubeconfig) does not exist"
+            )],
+        ),
+        (
+            vec!["--kubeconfig", &noctx],
+            vec![format!(
+                "kubeconfig {noctx} (--kubeconfig) has no current context (it has: lab-ctx)"
+            )],
+        ),
+        (
+            vec!["--kubeconfig", &refused, "--context", "nope"],
+            vec![
+                "context `nope` is not in kubeconfig".into(),
+                "(it has: lab-ctx)".into(),
+            ],
+        ),
+        (
+            vec![],
+            vec![format!(
+                "no kubeconfig: {}/.kube/config does not exist",
+                home.display()
+            )],
+        ),
+        (
+            vec!["--kubeconfig", &unauth],
+            vec!["rejected the credentials (context lab-ctx".into()],
+        ),
+        (
+            vec!["--kubeconfig", &silent],
+            vec!["did not answer within 5s".into()],
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["web-1", "-n", "shop"];
+        args.extend(&extra);
+        let start = Instant::now();
+        let out = Command::new(plugin())
+            .args(&args)
+            .env("HOME", &home)
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap();
+        let err = lines(&out);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err:?}");
+        assert_eq!(err.len(), 1, "{extra:?}: one line: {err:?}");
+        for w in &want {
+            assert!(err[0].contains(w.as_str()), "{extra:?}: `{w}` in {err:?}");
+        }
+        assert!(!err[0].contains("s3cr3t"), "{err:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{extra:?}: bounded"
+        );
+    }
+    let _ = servers.kill();
+    let _ = servers.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 11: an interface the pod lacks is found in the pod (the helper's interface list,
+/// through the same exec, before any capture) and is exit 2 naming the interfaces the pod
+/// has; the helper is deleted. The same in an ephemeral container. (Before: the capture
+/// failed in the helper and the run ended with exit 3, "the stream ended early".)
+#[test]
+fn a_missing_interface_is_found_in_the_pod_before_the_capture() {
+    if !ready("a_missing_interface_is_found_in_the_pod_before_the_capture") {
+        return;
+    }
+    let lab = KubeLab::with_web(9);
+    let out = lab.run(&["web-1", "-n", "shop", "-i", "eth9", "--duration", "5s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("pod shop/web-1 has no interface `eth9`; it has: lo, eth0"),
+        "{err}"
+    );
+    assert_eq!(lab.deletes().len(), 1, "the helper is deleted: {err}");
+    let execs: Vec<Vec<String>> = lab
+        .calls()
+        .into_iter()
+        .map(|(a, _)| a)
+        .filter(|a| a[0] == "exec")
+        .collect();
+    assert_eq!(execs.len(), 1, "{execs:?}");
+    assert_eq!(
+        execs[0][execs[0].len() - 1],
+        "--list-interfaces",
+        "only the list ran: {execs:?}"
+    );
+    let out = lab.run(&["web-1", "-n", "shop", "--ephemeral", "-i", "eth9"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("has no interface `eth9`; it has: lo, eth0"),
+        "{err}"
+    );
+    let last = lab.calls().last().unwrap().0.clone();
+    assert!(
+        last.ends_with(&[
+            "/meshsniff".into(),
+            "capture".into(),
+            "--list-interfaces".into()
+        ]),
+        "in the pod's own namespace: {last:?}"
+    );
+}
+
+/// The plugin's checks of `--profile`, `--format` and `--fail-on` accept exactly what
+/// `meshsniff check` accepts, value by value (so a later change to one shows here).
+#[test]
+fn the_plugin_accepts_what_the_analyzer_accepts() {
+    let lab = KubeLab::stand_in_only("same");
+    // Past its own checks the plugin meets the cluster (refused): that says "accepted".
+    lab.scenario("refused");
+    let capture = common::repo().join("captures/http-python-curl.pcap");
+    let mut values: Vec<(&str, String)> = Vec::new();
+    for k in meshsniff::policy::Kind::ALL {
+        values.push(("--fail-on", k.name().into()));
+    }
+    for r in meshsniff::kube::checks::FINDING_RULES {
+        values.push(("--fail-on", r.into()));
+    }
+    for v in [
+        "plaintext_leak",
+        "leak",
+        "",
+        "mtls, tls",
+        "mtls,nope",
+        "PLAINTEXT-LEAK",
+    ] {
+        values.push(("--fail-on", v.into()));
+    }
+    for v in ["table", "jsonl", "json", "yaml", "Table", "text"] {
+        values.push(("--format", v.into()));
+    }
+    for v in ["istio", "strict", "none", "Istio", "mesh", ""] {
+        values.push(("--profile", v.into()));
+    }
+    for (flag, value) in &values {
+        let analyzer = Command::new(common::bin())
+            .args(["check", flag, value])
+            .arg(&capture)
+            .output()
+            .unwrap();
+        let analyzer_ok = analyzer.status.code() != Some(2);
+        let out = lab.run(&["web-1", "-n", "shop", flag, value]);
+        let plugin_ok = lines(&out)
+            .iter()
+            .any(|l| l.contains("refused the connection"));
+        assert_eq!(
+            plugin_ok,
+            analyzer_ok,
+            "{flag} `{value}`: plugin {:?}, analyzer {}",
+            lines(&out),
+            String::from_utf8_lossy(&analyzer.stderr)
+        );
+    }
+}
+
+/// Issue 11: `kubectl meshsniff help gc` works, every flag of every subcommand has help, and
+/// the help says how to install so that `kubectl plugin list` is clean (real kubectl, where
+/// installed: the installed layout lists the plugin without a warning; target/release's,
+/// with cargo's dep-info file, warns). (Before: `help gc` was refused as two pod names and
+/// gc's flags had no help.)
+#[test]
+fn help_covers_every_subcommand_and_flag() {
+    let help = |args: &[&str]| {
+        let out = Command::new(plugin()).args(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let main = help(&["--help"]);
+    let gc = help(&["help", "gc"]);
+    assert_eq!(gc, help(&["gc", "--help"]));
+    assert!(gc.contains("Usage: kubectl meshsniff gc"), "{gc}");
+    assert!(
+        main.contains("gc") && main.contains("Delete meshsniff helper pods"),
+        "{main}"
+    );
+    for text in [&main, &gc] {
+        // Every option line has its description: on the same line after the flag and a gap,
+        // or on the next line, indented further.
+        let ls: Vec<&str> = text.lines().collect();
+        for (i, l) in ls.iter().enumerate() {
+            let t = l.trim_start();
+            if t.starts_with('-') && l.len() - t.len() <= 6 {
+                let same_line = t
+                    .split_once("  ")
+                    .is_some_and(|(_, d)| !d.trim().is_empty());
+                let next = ls.get(i + 1).copied().unwrap_or("");
+                let next_line = next.len() - next.trim_start().len() > l.len() - t.len()
+                    && !next.trim().is_empty();
+                assert!(same_line || next_line, "`{t}` has no help:\n{text}");
+            }
+        }
+    }
+    assert!(gc.contains("--all") && gc.contains("--context") && gc.contains("--kubeconfig"));
+    assert!(
+        main.contains("cargo install --path .") && main.contains("kubectl-meshsniff.d"),
+        "{main}"
+    );
+    if !common::have("help_covers_every_subcommand_and_flag", "kubectl") {
+        return;
+    }
+    // As `cargo install` and the archive lay them out: the two binaries alone.
+    let dir = std::env::temp_dir().join(format!("meshsniff-kube-{}-list", std::process::id()));
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(plugin(), bin.join("kubectl-meshsniff")).unwrap();
+    std::fs::copy(common::bin(), bin.join("meshsniff")).unwrap();
+    let kubectl_dir = Command::new("sh")
+        .args(["-c", "dirname \"$(readlink -f \"$(command -v kubectl)\")\""])
+        .output()
+        .unwrap();
+    let kubectl_dir = String::from_utf8_lossy(&kubectl_dir.stdout)
+        .trim()
+        .to_string();
+    let list = |bin: &Path| {
+        Command::new(format!("{kubectl_dir}/kubectl"))
+            .args(["plugin", "list"])
+            .env("PATH", format!("{}:{kubectl_dir}", bin.display()))
+            .env("HOME", &dir)
+            .output()
+            .unwrap()
+    };
+    let out = list(&bin);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("kubectl-meshsniff") && !stderr.contains("warning"),
+        "{stdout}{stderr}"
+    );
+    std::fs::write(
+        bin.join("kubectl-meshsniff.d"),
+        "target/release/kubectl-meshsniff: src/x.rs\n",
+    )
+    .unwrap();
+    let out = list(&bin);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("kubectl-meshsniff.d identified as a kubectl plugin"),
+        "what target/release on PATH does"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,10 +9,11 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use meshsniff::kube::cluster::{self, ContextInfo, KubeconfigSource};
 use meshsniff::kube::manifest::{self, CaptureOpts, Helper};
 use meshsniff::kube::merge::{BlockReader, Merger};
 use meshsniff::kube::target::{self, PodTarget};
-use meshsniff::kube::{Kubectl, diagnose};
+use meshsniff::kube::{KubeError, Kubectl, checks, diagnose};
 use serde_json::{Value, json};
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -29,10 +30,38 @@ const EXIT_PARTIAL: u8 = 3;
     bin_name = "kubectl meshsniff",
     version,
     about = "Capture a pod's traffic and judge it: is it really encrypted, and if not, what leaks?",
-    after_help = "Examples:\n  kubectl meshsniff web-7d9f -n shop\n  kubectl meshsniff -l app=web -n shop -o web.pcapng --duration 2m\n  kubectl meshsniff web-7d9f -n shop -f 'tcp port 8080' --wireshark\n  kubectl meshsniff web-7d9f -n shop -o - | tshark -r -\n  kubectl meshsniff gc            delete helpers left behind (expired)\n\nNo cluster? See docs/kubectl.md: everything up to the API server is tested here."
+    args_conflicts_with_subcommands = true,
+    after_help = concat!(
+        "Examples:\n  kubectl meshsniff web-7d9f -n shop\n  kubectl meshsniff pod/web-7d9f -n shop \
+         --format jsonl\n  kubectl meshsniff -l app=web -n shop -o web.pcapng --duration 2m\n  \
+         kubectl meshsniff web-7d9f -n shop -f 'tcp port 8080' --wireshark\n  kubectl meshsniff \
+         web-7d9f -n shop -o - | tshark -r -\n  kubectl meshsniff gc            delete helpers \
+         left behind (expired)\n\nEvery flag and name is checked before anything is created \
+         (exit 2); a named interface is checked in the pod before the capture starts.\n\n",
+        "Install: `cargo install --path .` (both binaries, kubectl-meshsniff and meshsniff, into \
+         ~/.cargo/bin) or the release archive (krew). Do not put target/release on PATH: cargo \
+         writes its dep-info file kubectl-meshsniff.d there, and `kubectl plugin list` warns \
+         about it (cargo has no option to leave it out).\n\nNo cluster? See docs/kubectl.md: \
+         everything up to the API server is tested here."
+    )
 )]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    args: Args,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    /// Delete meshsniff helper pods that outlived their expiry (or all with --all).
+    Gc(GcArgs),
+}
+
+#[derive(clap::Args, Debug)]
 struct Args {
-    /// The pod to capture (or `-l SELECTOR` for several).
+    /// The pod to capture: NAME or pod/NAME (also pods/NAME, po/NAME; a pod named like a
+    /// subcommand, e.g. gc, as pod/gc). Or `-l SELECTOR` for several.
     pod: Option<String>,
     /// The pod's namespace (default: the context's namespace).
     #[arg(short = 'n', long)]
@@ -99,17 +128,19 @@ struct Args {
     show_secrets: bool,
 }
 
-#[derive(Parser, Debug)]
+#[derive(clap::Args, Debug)]
 #[command(
-    name = "kubectl meshsniff gc",
-    bin_name = "kubectl meshsniff gc",
-    about = "Delete meshsniff helper pods that outlived their expiry (or all with --all)"
+    after_help = "A helper is expired when its label meshsniff.io/expires (Unix seconds) has \
+                  passed or it has finished; every helper also deletes itself at its deadline."
 )]
 struct GcArgs {
+    /// Delete every meshsniff helper pod, expired or not (also those of a capture running now).
     #[arg(long)]
     all: bool,
+    /// The kubeconfig context to use (passed to kubectl).
     #[arg(long)]
     context: Option<String>,
+    /// The kubeconfig file (passed to kubectl; KUBECONFIG works too).
     #[arg(long)]
     kubeconfig: Option<String>,
 }
@@ -164,13 +195,10 @@ impl Drop for Cleanup {
 
 fn main() -> ExitCode {
     meshsniff::capture::install_stop_signals();
-    let argv: Vec<String> = std::env::args().collect();
-    let result = if argv.get(1).map(String::as_str) == Some("gc") {
-        gc(GcArgs::parse_from(
-            std::iter::once("kubectl-meshsniff gc".to_string()).chain(argv[2..].iter().cloned()),
-        ))
-    } else {
-        run(Args::parse())
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Sub::Gc(args)) => gc(args),
+        None => run(cli.args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -182,10 +210,16 @@ fn main() -> ExitCode {
 }
 
 fn gc(args: GcArgs) -> Result<u8> {
+    check_global(args.context.as_deref(), args.kubeconfig.as_deref())?;
     let kubectl = Kubectl::new(args.context.as_deref(), args.kubeconfig.as_deref());
-    let selector = format!("{}=meshsniff", manifest::MANAGED_BY);
+    connect(
+        &kubectl,
+        args.context.as_deref(),
+        args.kubeconfig.as_deref(),
+    )?;
+    let selector = format!("--selector={}=meshsniff", manifest::MANAGED_BY);
     let list = kubectl
-        .get_json(&["pods", "-n", manifest::NAMESPACE, "-l", &selector])?
+        .get_json(&["pods", "-n", manifest::NAMESPACE, &selector])?
         .unwrap_or_else(|| json!({"items": []}));
     let t = now();
     let mut deleted = 0;
@@ -193,6 +227,11 @@ fn gc(args: GcArgs) -> Result<u8> {
         let Some(name) = pod.pointer("/metadata/name").and_then(Value::as_str) else {
             continue;
         };
+        // A name from the API goes into a kubectl argv: it must be a name, never a flag.
+        if let Err(e) = checks::dns1123_subdomain("helper pod name", name) {
+            eprintln!("kubectl meshsniff: skipped: {e}");
+            continue;
+        }
         if args.all || manifest::is_expired(pod, t) {
             kubectl.delete_pod(manifest::NAMESPACE, name)?;
             println!("deleted {}/{name}", manifest::NAMESPACE);
@@ -256,6 +295,109 @@ struct Stream {
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
+/// `--context` and `--kubeconfig`, checked before kubectl sees them.
+fn check_global(context: Option<&str>, kubeconfig: Option<&str>) -> Result<()> {
+    if let Some(c) = context {
+        checks::context_name(c).map_err(anyhow::Error::msg)?;
+    }
+    if kubeconfig == Some("") {
+        bail!("--kubeconfig: give the path of a kubeconfig file");
+    }
+    Ok(())
+}
+
+/// Every flag and name that can be checked on this machine, before the first kubectl call:
+/// each one the helper, the analyzer or the API server would refuse later is refused here,
+/// with nothing created (exit 2). Returns the pod's name (`pod/NAME` accepted).
+fn check_flags(args: &Args) -> Result<Option<String>> {
+    let msg = anyhow::Error::msg;
+    let pod = args
+        .pod
+        .as_deref()
+        .map(checks::pod_arg)
+        .transpose()
+        .map_err(msg)?;
+    if let Some(n) = &args.namespace {
+        checks::dns1123_label("namespace", n).map_err(msg)?;
+    }
+    if let Some(c) = &args.container {
+        checks::dns1123_label("container name", c).map_err(msg)?;
+    }
+    if let Some(sel) = &args.selector {
+        checks::label_selector(sel).map_err(msg)?;
+    }
+    check_global(args.context.as_deref(), args.kubeconfig.as_deref())?;
+    checks::interface_name(&args.interface).map_err(msg)?;
+    if let Some(f) = &args.filter {
+        checks::capture_filter(f, &args.interface).map_err(msg)?;
+    }
+    checks::image_reference(&args.image).map_err(msg)?;
+    checks::profile(&args.profile).map_err(msg)?;
+    checks::format(&args.format).map_err(msg)?;
+    if let Some(k) = &args.fail_on {
+        checks::fail_on(k).map_err(msg)?;
+    }
+    Ok(pod)
+}
+
+/// The first contact: which kubeconfig and context (`config view --minify`, local), then one
+/// bounded request to the API server. Any failure is one line naming the kubeconfig, the
+/// context and what to do, instead of kubectl's retries.
+fn connect(
+    kubectl: &Kubectl,
+    context: Option<&str>,
+    kubeconfig: Option<&str>,
+) -> Result<ContextInfo> {
+    let env = std::env::var("KUBECONFIG").ok();
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let src = KubeconfigSource::resolve(kubeconfig, env.as_deref(), home.as_deref());
+    if let Some(p) = src.local_problem() {
+        bail!("{p}");
+    }
+    let explain = |stderr: &str, info: &ContextInfo| {
+        let p = cluster::classify(stderr);
+        let contexts = match p {
+            cluster::Problem::NoCurrentContext | cluster::Problem::UnknownContext(_)
+                if !src.existing.is_empty() =>
+            {
+                Kubectl::new(None, kubeconfig).context_names()
+            }
+            _ => Vec::new(),
+        };
+        anyhow::anyhow!(cluster::explain(&p, &src, info, context, &contexts))
+    };
+    let info = match kubectl.minified_config() {
+        Ok(v) => ContextInfo::from_minified(&v),
+        Err(KubeError::Failed { stderr, .. }) => match in_cluster(&src, context) {
+            // In a pod, kubectl uses the service account's credentials without a kubeconfig.
+            Some(info) if cluster::classify(&stderr) == cluster::Problem::NoCurrentContext => info,
+            _ => return Err(explain(&stderr, &ContextInfo::default())),
+        },
+        Err(e) => return Err(e.into()),
+    };
+    match kubectl.ping() {
+        Ok(()) => Ok(info),
+        Err(KubeError::Failed { stderr, .. }) => Err(explain(&stderr, &info)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// kubectl's in-cluster configuration (no kubeconfig file, inside a pod): its namespace.
+fn in_cluster(src: &KubeconfigSource, context: Option<&str>) -> Option<ContextInfo> {
+    let host = std::env::var("KUBERNETES_SERVICE_HOST").ok()?;
+    if !src.existing.is_empty() || context.is_some() {
+        return None;
+    }
+    let ns = std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        .ok()
+        .map(|n| n.trim().to_string());
+    Some(ContextInfo {
+        context: "in-cluster".into(),
+        server: format!("https://{host}"),
+        namespace: ns,
+    })
+}
+
 fn run(args: Args) -> Result<u8> {
     if args.pod.is_some() == args.selector.is_some() {
         bail!("name one pod, or select pods with -l SELECTOR (not both)");
@@ -272,21 +414,32 @@ fn run(args: Args) -> Result<u8> {
              capture with -o FILE and open that file"
         );
     }
+    let pod = check_flags(&args)?;
     let kubectl = Kubectl::new(args.context.as_deref(), args.kubeconfig.as_deref());
-    let ns = match &args.namespace {
-        Some(n) => n.clone(),
-        None => kubectl.current_namespace()?,
+    let info = connect(
+        &kubectl,
+        args.context.as_deref(),
+        args.kubeconfig.as_deref(),
+    )?;
+    let ns = match (&args.namespace, &info.namespace) {
+        (Some(n), _) => n.clone(),
+        (None, Some(n)) => {
+            checks::dns1123_label("the context's namespace", n).map_err(anyhow::Error::msg)?;
+            n.clone()
+        }
+        (None, None) => "default".to_string(),
     };
-    let targets: Vec<PodTarget> = match (&args.pod, &args.selector) {
+    let targets: Vec<PodTarget> = match (&pod, &args.selector) {
         (Some(pod), _) => {
+            // `pod/NAME`: a name kubectl cannot read as anything but a pod's.
             let json = kubectl
-                .get_json(&["pod", pod, "-n", &ns])?
+                .get_json(&[&format!("pod/{pod}"), "-n", &ns])?
                 .with_context(|| format!("pod {ns}/{pod} not found (is -n right?)"))?;
             vec![target::pod_target(&json, args.container.as_deref())?]
         }
         (None, Some(sel)) => {
             let list = kubectl
-                .get_json(&["pods", "-l", sel, "-n", &ns])?
+                .get_json(&["pods", &format!("--selector={sel}"), "-n", &ns])?
                 .unwrap_or_else(|| json!({"items": []}));
             let (ok, skipped) = target::list_targets(&list, args.container.as_deref());
             for s in &skipped {
@@ -324,12 +477,28 @@ fn run(args: Args) -> Result<u8> {
         kubectl: kubectl.clone(),
         pods: Vec::new(),
     };
-    // (label, kubectl exec argv) per target.
-    let execs: Vec<(String, Vec<String>)> = if args.ephemeral {
+    let places: Vec<Place> = if args.ephemeral {
         start_ephemeral(&kubectl, &targets, &args, &session, &opts)?
     } else {
         start_helpers(&kubectl, &targets, &args, &session, &opts, &mut cleanup)?
     };
+    // A named interface exists or not only in the pod: asked there (cheap, nothing captured)
+    // before any capture starts; a missing one is exit 2 and the guard deletes the helpers.
+    if args.interface != "any" {
+        for p in &places {
+            check_interface(&kubectl, p, &args.interface)?;
+        }
+    }
+    // (label, kubectl exec argv) per target.
+    let execs: Vec<(String, Vec<String>)> = places
+        .iter()
+        .map(|p| {
+            (
+                p.label.clone(),
+                p.argv(manifest::capture_argv(p.target.as_ref(), &opts)),
+            )
+        })
+        .collect();
     if meshsniff::capture::stop_requested() {
         eprintln!("kubectl meshsniff: interrupted before the capture started");
         return Ok(EXIT_ERROR);
@@ -345,6 +514,65 @@ fn run(args: Args) -> Result<u8> {
     Ok(code)
 }
 
+/// Where a target's helper command runs: `kubectl exec -i pod/NAME -n NS -c C --`, and the
+/// target to name to the helper (`None` in an ephemeral container: already in the pod).
+struct Place {
+    label: String,
+    exec: Vec<String>,
+    target: Option<PodTarget>,
+}
+
+impl Place {
+    fn new(
+        label: String,
+        pod: &str,
+        namespace: &str,
+        container: &str,
+        target: Option<PodTarget>,
+    ) -> Self {
+        let pod = format!("pod/{pod}");
+        let exec = ["exec", "-i", &pod, "-n", namespace, "-c", container, "--"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        Place {
+            label,
+            exec,
+            target,
+        }
+    }
+
+    fn argv(&self, helper: Vec<String>) -> Vec<String> {
+        let mut v = self.exec.clone();
+        v.extend(helper);
+        v
+    }
+}
+
+/// Is `interface` one of the target pod's? Asked with `meshsniff capture --list-interfaces`
+/// through the same exec as the capture (so in the pod's network namespace).
+fn check_interface(kubectl: &Kubectl, p: &Place, interface: &str) -> Result<()> {
+    let argv = p.argv(manifest::list_interfaces_argv(p.target.as_ref()));
+    let out = match kubectl.run(&argv, None) {
+        Ok(out) => out,
+        Err(KubeError::Failed { stderr, .. }) => bail!(
+            "the helper could not list the interfaces of {}: {}",
+            p.label,
+            checks::printable(&stderr)
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let names = checks::listed_interfaces(&String::from_utf8_lossy(&out));
+    if !names.iter().any(|n| n == interface) {
+        bail!(
+            "pod {} has no interface `{interface}`; it has: {} (or -i any for all of them)",
+            p.label,
+            checks::printable(&names.join(", "))
+        );
+    }
+    Ok(())
+}
+
 fn start_helpers(
     kubectl: &Kubectl,
     targets: &[PodTarget],
@@ -352,7 +580,7 @@ fn start_helpers(
     session: &str,
     opts: &CaptureOpts,
     cleanup: &mut Cleanup,
-) -> Result<Vec<(String, Vec<String>)>> {
+) -> Result<Vec<Place>> {
     match kubectl.get_json(&["namespace", manifest::NAMESPACE])? {
         None => match kubectl.create(&manifest::namespace()) {
             Ok(()) => eprintln!(
@@ -374,6 +602,8 @@ fn start_helpers(
     nodes.dedup();
     let mut helper_of = std::collections::HashMap::new();
     for (k, node) in nodes.iter().enumerate() {
+        // From the API, into the manifest: still a name, or no pod is made for it.
+        checks::dns1123_subdomain("node name", node).map_err(anyhow::Error::msg)?;
         let h = Helper {
             session: session.to_string(),
             name: format!("meshsniff-{session}-{k}"),
@@ -405,21 +635,13 @@ fn start_helpers(
     Ok(targets
         .iter()
         .map(|t| {
-            let mut argv: Vec<String> = [
-                "exec",
-                "-i",
+            Place::new(
+                format!("{}/{}", t.namespace, t.name),
                 &helper_of[&t.node],
-                "-n",
                 manifest::NAMESPACE,
-                "-c",
                 "helper",
-                "--",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            argv.extend(manifest::capture_argv(Some(t), opts));
-            (format!("{}/{}", t.namespace, t.name), argv)
+                Some(t.clone()),
+            )
         })
         .collect())
 }
@@ -453,7 +675,7 @@ fn wait_ready(kubectl: &Kubectl, name: &str, timeout: Duration) -> Result<()> {
         }
         let Err(e) = waited else { return Ok(()) };
         let status = kubectl
-            .get_json(&["pod", name, "-n", manifest::NAMESPACE])
+            .get_json(&[&pod, "-n", manifest::NAMESPACE])
             .ok()
             .flatten();
         let fatal = diagnose::is_fatal(status.as_ref());
@@ -492,8 +714,8 @@ fn start_ephemeral(
     args: &Args,
     session: &str,
     opts: &CaptureOpts,
-) -> Result<Vec<(String, Vec<String>)>> {
-    let mut execs = Vec::new();
+) -> Result<Vec<Place>> {
+    let mut places = Vec::new();
     for t in targets {
         let h = Helper {
             session: session.to_string(),
@@ -508,8 +730,7 @@ fn start_ephemeral(
             .run(
                 &[
                     "patch",
-                    "pod",
-                    &t.name,
+                    &format!("pod/{}", t.name),
                     "-n",
                     &t.namespace,
                     "--subresource",
@@ -533,7 +754,7 @@ fn start_ephemeral(
         // Ready when its status says running.
         let start = Instant::now();
         loop {
-            let pod = kubectl.get_json(&["pod", &t.name, "-n", &t.namespace])?;
+            let pod = kubectl.get_json(&[&format!("pod/{}", t.name), "-n", &t.namespace])?;
             let st = pod.as_ref().and_then(|p| {
                 meshsniff::kube::array_at(p, "/status/ephemeralContainerStatuses")
                     .iter()
@@ -565,23 +786,15 @@ fn start_ephemeral(
             }
             std::thread::sleep(Duration::from_millis(500));
         }
-        let mut argv: Vec<String> = [
-            "exec",
-            "-i",
+        places.push(Place::new(
+            format!("{}/{}", t.namespace, t.name),
             &t.name,
-            "-n",
             &t.namespace,
-            "-c",
             &h.name,
-            "--",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        argv.extend(manifest::capture_argv(None, opts));
-        execs.push((format!("{}/{}", t.namespace, t.name), argv));
+            None,
+        ));
     }
-    Ok(execs)
+    Ok(places)
 }
 
 /// Runs the exec streams into the sinks until they end or a stop is asked; the analyzer's
@@ -660,7 +873,7 @@ fn stream(
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 // The helper's own report (packets captured, dropped) is worth showing.
-                eprintln!("[{label2}] {line}");
+                eprintln!("[{label2}] {}", checks::printable(&line));
                 let mut k = keep.lock().unwrap_or_else(|p| p.into_inner());
                 k.push(line);
                 if k.len() > 20 {
@@ -748,11 +961,18 @@ fn stream(
     for e in &pump_errors {
         eprintln!("kubectl meshsniff: {e}");
     }
+    // Every stream failed before its first byte: the helper refused to start (its own early
+    // error, e.g. an interface gone or a link type a filter cannot run on), a usage error.
+    let refused = bytes == 0 && !stopped && dropped.len() == streams.len();
     for d in &dropped {
-        eprintln!(
-            "kubectl meshsniff: the exec stream of {d}\n  ended early: what arrived was judged \
-             (and saved); the helper stops by itself after --duration"
-        );
+        if refused {
+            eprintln!("kubectl meshsniff: the helper refused to capture for {d}");
+        } else {
+            eprintln!(
+                "kubectl meshsniff: the exec stream of {d}\n  ended early: what arrived was \
+                 judged (and saved); the helper stops by itself after --duration"
+            );
+        }
     }
     let mut code = match analyzer {
         Some(mut a) => {
@@ -761,7 +981,9 @@ fn stream(
         }
         None => 0,
     };
-    if (!dropped.is_empty() || !pump_errors.is_empty()) && code != 1 {
+    if refused {
+        code = EXIT_ERROR;
+    } else if (!dropped.is_empty() || !pump_errors.is_empty()) && code != 1 {
         code = EXIT_PARTIAL;
     }
     if bytes == 0 && !stopped {

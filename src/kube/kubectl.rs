@@ -1,6 +1,7 @@
-//! Role: one way to run the user's `kubectl`: global flags (`--context`, `--kubeconfig`)
-//! first, arguments as argv (never a shell), JSON in and out, errors that keep kubectl's own
-//! message. Every call can be recorded by a stand-in `kubectl` on PATH in the tests.
+//! Role: one way to run the user's `kubectl`: global flags (`--context=X`, `--kubeconfig=Y`,
+//! one argv element each, so no value can be read as a flag) first, arguments as argv (never a
+//! shell), JSON in and out, errors that keep kubectl's own message. Every call can be recorded
+//! by a stand-in `kubectl` on PATH in the tests.
 
 use serde_json::Value;
 use std::io::Write;
@@ -33,7 +34,7 @@ pub enum KubeError {
 #[derive(Debug, Clone)]
 pub struct Kubectl {
     pub program: PathBuf,
-    /// `--context X`, `--kubeconfig Y`: passed before every subcommand.
+    /// `--context=X`, `--kubeconfig=Y`: passed before every subcommand.
     pub global: Vec<String>,
 }
 
@@ -41,10 +42,10 @@ impl Kubectl {
     pub fn new(context: Option<&str>, kubeconfig: Option<&str>) -> Kubectl {
         let mut global = Vec::new();
         if let Some(c) = context {
-            global.extend(["--context".to_string(), c.to_string()]);
+            global.push(format!("--context={c}"));
         }
         if let Some(k) = kubeconfig {
-            global.extend(["--kubeconfig".to_string(), k.to_string()]);
+            global.push(format!("--kubeconfig={k}"));
         }
         Kubectl {
             program: PathBuf::from("kubectl"),
@@ -121,13 +122,13 @@ impl Kubectl {
         self.run(&["create", "-f", "-"], Some(&body)).map(|_| ())
     }
 
-    /// `kubectl delete pod NAME -n NS --wait=false --ignore-not-found`.
+    /// `kubectl delete pod/NAME -n NS --wait=false --ignore-not-found`.
     pub fn delete_pod(&self, namespace: &str, name: &str) -> Result<(), KubeError> {
+        let pod = format!("pod/{name}");
         self.run(
             &[
                 "delete",
-                "pod",
-                name,
+                &pod,
                 "-n",
                 namespace,
                 "--wait=false",
@@ -138,13 +139,36 @@ impl Kubectl {
         .map(|_| ())
     }
 
-    /// The namespace kubectl would use: the context's, else `default`.
-    pub fn current_namespace(&self) -> Result<String, KubeError> {
-        let out = self.run(
-            &["config", "view", "--minify", "-o", "jsonpath={..namespace}"],
-            None,
-        )?;
-        let ns = String::from_utf8_lossy(&out).trim().to_string();
-        Ok(if ns.is_empty() { "default".into() } else { ns })
+    /// `kubectl config view --minify -o json`: the context in use, its server and namespace
+    /// (kubectl redacts credentials in this view; only those three fields are read).
+    pub fn minified_config(&self) -> Result<Value, KubeError> {
+        let args = ["config", "view", "--minify", "-o", "json"];
+        let out = self.run(&args, None)?;
+        serde_json::from_slice(&out).map_err(|err| KubeError::NotJson {
+            args: Self::shown(&args),
+            err,
+        })
+    }
+
+    /// The kubeconfig's context names (`kubectl config get-contexts -o name`); empty on error.
+    pub fn context_names(&self) -> Vec<String> {
+        self.run(&["config", "get-contexts", "-o", "name"], None)
+            .map(|out| {
+                String::from_utf8_lossy(&out)
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// One request to the API server, bounded (`get --raw /api --request-timeout`): no
+    /// discovery, so no retries; the stderr of a failure is `cluster::classify`'s input.
+    pub fn ping(&self) -> Result<(), KubeError> {
+        let timeout = format!("--request-timeout={}", super::cluster::FIRST_CALL_TIMEOUT);
+        self.run(&["get", "--raw", "/api", &timeout], None)
+            .map(|_| ())
     }
 }

@@ -168,9 +168,9 @@ pub fn capture_argv(target: Option<&PodTarget>, o: &CaptureOpts) -> Vec<String> 
     if let Some(t) = target {
         v.extend(["--container".into(), t.container_id.clone()]);
     }
+    // `--flag=VALUE`: one argv element, never read as another flag whatever the value.
     v.extend([
-        "-i".into(),
-        o.interface.clone(),
+        format!("--interface={}", o.interface),
         "-w".into(),
         "-".into(),
         "--pcapng".into(),
@@ -178,11 +178,22 @@ pub fn capture_argv(target: Option<&PodTarget>, o: &CaptureOpts) -> Vec<String> 
         format!("{}s", o.duration_secs),
     ]);
     if let Some(f) = &o.filter {
-        v.extend(["-f".into(), f.clone()]);
+        v.push(format!("--filter={f}"));
     }
     if let Some(c) = o.count {
         v.extend(["-c".into(), c.to_string()]);
     }
+    v
+}
+
+/// The helper's interface list (`capture --list-interfaces`) in the target's network
+/// namespace: the check of `-i IFACE` before the capture.
+pub fn list_interfaces_argv(target: Option<&PodTarget>) -> Vec<String> {
+    let mut v: Vec<String> = vec![HELPER_PATH.into(), "capture".into()];
+    if let Some(t) = target {
+        v.extend(["--container".into(), t.container_id.clone()]);
+    }
+    v.push("--list-interfaces".into());
     v
 }
 

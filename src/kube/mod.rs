@@ -1,10 +1,13 @@
 //! Role: the Kubernetes side of `kubectl meshsniff`, without a Kubernetes client library: the
 //! user's own `kubectl` is driven through argv (`get -o json`, `create -f -`, `wait`, `exec -i`,
 //! `delete --wait=false`), so every auth plugin and kubeconfig works. This module reads pods
-//! (`target`), writes the helper's manifests (`manifest`), explains a helper that does not
-//! start (`diagnose`) and merges several helpers' pcapng streams into one (`merge`). The
+//! (`target`), writes the helper's manifests (`manifest`), checks every flag and name before
+//! anything is created (`checks`), names what is wrong with the kubeconfig or the cluster in
+//! one line (`cluster`), explains a helper that does not start (`diagnose`) and merges several helpers' pcapng streams into one (`merge`). The
 //! orchestration (signals, streams, cleanup) is in the `kubectl-meshsniff` binary.
 
+pub mod checks;
+pub mod cluster;
 pub mod diagnose;
 pub mod kubectl;
 pub mod manifest;
