@@ -28,8 +28,23 @@ pub fn check_capture(data: &[u8]) {
     assert_eq!(flows.len() as u64, summary.flows);
     let by_proto = summary.protocols;
     assert_eq!(
-        by_proto.tls + by_proto.http + by_proto.h2c + by_proto.other + by_proto.empty,
+        by_proto.tls
+            + by_proto.http
+            + by_proto.h2c
+            + by_proto.other
+            + by_proto.empty
+            + by_proto.quic,
         summary.flows
+    );
+    // QUIC flows hold only UDP packets (long-header ones are counted as QUIC, the rest as UDP).
+    let in_quic: u64 = flows
+        .iter()
+        .filter(|f| f.tcp.is_none())
+        .map(|f| f.packets.c2s + f.packets.s2c)
+        .sum();
+    assert!(
+        in_quic <= summary.non_tcp.quic + summary.non_tcp.udp,
+        "{in_quic} packets in QUIC flows"
     );
     for (i, f) in flows.iter().enumerate() {
         assert!(
@@ -281,9 +296,12 @@ pub fn check_quic_datagrams(data: &[u8]) {
 /// The connection ID the QUIC Initials of [`check_quic_crypto`] are sent to (RFC 9001 A.1's).
 const FUZZ_DCID: [u8; 8] = [0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08];
 
+/// AEAD key, IV and header-protection key of one direction's Initials.
+type InitialKeys = ([u8; 16], [u8; 12], [u8; 16]);
+
 /// Client Initial keys (RFC 9001 §5.2, RFC 9369 §3.3): AEAD key, IV, header-protection key.
 /// Derived here independently of `tls::quic`, so the fuzzer's packets test its decryption.
-fn quic_client_keys(v2: bool) -> ([u8; 16], [u8; 12], [u8; 16]) {
+fn quic_client_keys(v2: bool) -> InitialKeys {
     use sha2::Sha256;
     const SALT_V1: [u8; 20] = [
         0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c,
@@ -322,8 +340,7 @@ fn quic_client_keys(v2: bool) -> ([u8; 16], [u8; 12], [u8; 16]) {
 fn quic_seal_initial(v2: bool, pn: u32, pn_len: usize, plain: &[u8], out: &mut Vec<u8>) {
     use aes::cipher::{BlockCipherEncrypt, KeyInit};
     use aes_gcm::aead::{Aead, Payload};
-    static KEYS: std::sync::OnceLock<[([u8; 16], [u8; 12], [u8; 16]); 2]> =
-        std::sync::OnceLock::new();
+    static KEYS: std::sync::OnceLock<[InitialKeys; 2]> = std::sync::OnceLock::new();
     let (key, iv, hp) =
         &KEYS.get_or_init(|| [quic_client_keys(false), quic_client_keys(true)])[usize::from(v2)];
     let start = out.len();
