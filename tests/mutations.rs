@@ -148,3 +148,159 @@ fn quic_invariants_hold_on_mutated_real_initials() {
         meshsniff::fuzzing::check_quic(&m);
     }
 }
+
+/// A QUIC variable-length integer (RFC 9000 §16), 1, 2 or 4 bytes.
+fn quic_varint(v: usize, out: &mut Vec<u8>) {
+    match v {
+        0..0x40 => out.push(v as u8),
+        0x40..0x4000 => out.extend_from_slice(&(0x4000 | v as u16).to_be_bytes()),
+        _ => out.extend_from_slice(&(0x8000_0000 | v as u32).to_be_bytes()),
+    }
+}
+
+/// Every TLS ClientHello message (handshake header and body) that sits whole in one record of a
+/// sample capture's packets: the CRYPTO data a QUIC client would send.
+fn real_client_hellos() -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for path in common::sample_captures() {
+        let b = common::read(&path);
+        for p in 0..b.len().saturating_sub(9) {
+            if b[p..p + 3] != [22, 3, 1] || b[p + 5] != 1 {
+                continue;
+            }
+            let rec = usize::from(u16::from_be_bytes([b[p + 3], b[p + 4]]));
+            let msg = (usize::from(b[p + 6]) << 16)
+                | (usize::from(b[p + 7]) << 8)
+                | usize::from(b[p + 8]);
+            if msg + 4 <= rec && p + 5 + 4 + msg <= b.len() {
+                let m = b[p + 5..p + 9 + msg].to_vec();
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn quic_crypto_invariants_hold_on_mutated_client_hellos_from_real_captures() {
+    // Real ClientHellos as the CRYPTO data of QUIC Initials (the plaintext check_quic_crypto
+    // seals and decrypts): split, reordered, duplicated, coalesced, mixed with PING/ACK frames,
+    // bit-flipped and cut.
+    let hellos = real_client_hellos();
+    assert!(
+        hellos.len() >= 5,
+        "only {} ClientHellos in captures/",
+        hellos.len()
+    );
+    let mut rng = Rng(0x51);
+    let mut cases = 0;
+    let mut reached = 0;
+    for msg in &hellos {
+        let expected = meshsniff::tls::handshake::parse_client_hello(&msg[4..]);
+        for round in 0..250 {
+            // Cut the message into CRYPTO frames, one packet each, some after a PING or ACK.
+            let mut packets: Vec<(u8, Vec<u8>)> = Vec::new();
+            let mut at = 0;
+            while at < msg.len() {
+                let n = (1 + rng.below(msg.len())).min(msg.len() - at);
+                let mut f = Vec::new();
+                match rng.below(4) {
+                    0 => f.push(0x01),
+                    1 => f.extend_from_slice(&[0x02, 0, 0, 0, 0]),
+                    _ => {}
+                }
+                f.push(0x06);
+                quic_varint(at, &mut f);
+                quic_varint(n, &mut f);
+                f.extend_from_slice(&msg[at..at + n]);
+                f.resize(f.len() + rng.below(40), 0); // PADDING
+                packets.push((rng.below(8) as u8, f));
+                at += n;
+            }
+            let in_order = round % 2 == 0;
+            if !in_order {
+                match rng.below(4) {
+                    0 => packets.reverse(),
+                    1 => {
+                        let i = rng.below(packets.len());
+                        let p = packets[i].clone();
+                        packets.push(p);
+                    }
+                    2 => {
+                        let i = rng.below(packets.len());
+                        let p = &mut packets[i].1;
+                        for _ in 0..1 + rng.below(4) {
+                            let i = rng.below(p.len());
+                            p[i] ^= 1 << rng.below(8);
+                        }
+                    }
+                    _ => {
+                        let i = rng.below(packets.len());
+                        let j = rng.below(packets.len());
+                        packets.swap(i, j);
+                    }
+                }
+            }
+            let mut input = Vec::new();
+            for (ctl, f) in &packets {
+                input.push(*ctl & !0x08);
+                input.extend_from_slice(&(f.len() as u16).to_be_bytes());
+                input.extend_from_slice(f);
+            }
+            if !in_order && rng.below(4) == 0 {
+                input.truncate(rng.below(input.len()));
+            }
+            let got = meshsniff::fuzzing::check_quic_crypto(&input);
+            if in_order {
+                assert_eq!(
+                    got, expected,
+                    "in-order CRYPTO frames of a real ClientHello"
+                );
+            }
+            reached += usize::from(got.is_some());
+            cases += 1;
+        }
+    }
+    assert!(cases >= 1000, "only {cases}");
+    assert!(
+        reached * 2 >= cases,
+        "the ClientHello was read in only {reached} of {cases}"
+    );
+}
+
+#[test]
+fn quic_datagram_invariants_hold_on_mutated_recorded_initials() {
+    // The client's datagrams of captures/quic-aioquic.pcap (aioquic, recorded by
+    // captures/quic/record.sh) in the quic fuzz target's format, then mutated.
+    let bytes = common::read(&common::repo().join("captures/quic-aioquic.pcap"));
+    let mut reader = meshsniff::pcap::PcapReader::new(&bytes[..]).unwrap();
+    let mut client = Vec::new();
+    let mut client_port = None;
+    while let Some(frame) = reader.next_frame().unwrap() {
+        if let meshsniff::wire::Decoded::Udp(d) = meshsniff::wire::decode(&frame) {
+            let port = *client_port.get_or_insert(d.sport);
+            if d.sport == port {
+                client.extend_from_slice(&(d.payload.len() as u16).to_be_bytes());
+                client.extend_from_slice(d.payload);
+            }
+        }
+    }
+    let first = &client[2..2 + usize::from(u16::from_be_bytes([client[0], client[1]]))];
+    let mut q = meshsniff::tls::quic::QuicInitials::default();
+    q.client_datagram(first);
+    let ch = q.client_hello().expect("the recorded Initial decrypts");
+    assert_eq!(ch.sni.as_deref(), Some("quic.test"));
+    meshsniff::fuzzing::check_quic_datagrams(&client);
+    let mut rng = Rng(0x0dd);
+    for _ in 0..2000 {
+        let mut m = client.clone();
+        for _ in 0..1 + rng.below(4) {
+            let i = rng.below(m.len());
+            m[i] ^= 1 << rng.below(8);
+        }
+        m.truncate(rng.below(m.len() + 1));
+        meshsniff::fuzzing::check_quic_datagrams(&m);
+    }
+}
