@@ -121,7 +121,10 @@ fn inference_and_proof_agree_with_decryption_on_every_recorded_stack() {
         let keys = pcap.with_extension("keys");
         let out = common::run(&["analyze", "--format", "jsonl", pcap.to_str().unwrap()]);
         let (flows, _) = common::parse_jsonl(&out.stdout);
-        for f in flows.iter().filter(|f| f.tls.is_some()) {
+        // TCP TLS only: a QUIC flow's handshake after its Initials is not read without keys
+        // (docs/tls.md), so there is no inference to check (quic-aioquic.pcap has a key log
+        // for the fuzz seeds and for tshark).
+        for f in flows.iter().filter(|f| f.tls.is_some() && f.tcp.is_some()) {
             let t = f.tls.as_ref().unwrap();
             let sport = f.server.rsplit_once(':').unwrap().1;
             let cport = f.client.rsplit_once(':').unwrap().1;

@@ -349,20 +349,6 @@ fn credentials_beyond_the_listed_messages_are_still_found() {
     }
 }
 
-/// issue 11: the memory bound counts `flow::HTTP_ALLOWANCE` per direction for the HTTP reader;
-/// the reader's own caps must fit in it (before, the allowance was 32 KiB while the caps added
-/// up to about 92 KiB, so the documented bound was short by two thirds of the HTTP state).
-#[test]
-fn the_readers_caps_fit_in_the_bounds_http_allowance() {
-    assert!(
-        HEAP_PER_DIRECTION <= crate::flow::HTTP_ALLOWANCE,
-        "HTTP caps add up to {HEAP_PER_DIRECTION} bytes per direction, the bound allows {}",
-        crate::flow::HTTP_ALLOWANCE
-    );
-    // And the allowance is not a blank cheque: within 8 KiB of what the caps add up to.
-    assert!(crate::flow::HTTP_ALLOWANCE - HEAP_PER_DIRECTION <= 8 * 1024);
-}
-
 /// What one direction's reader holds on the heap, counted from its buffers' capacities.
 fn heap_bytes(s: &HttpStream) -> usize {
     let Some(p) = s.parser.as_deref() else {
