@@ -163,12 +163,16 @@ fn upgrade_to_h2c_switches_both_directions() {
         1,
         &senc.encode([(&b":status"[..], &b"200"[..])]),
     ));
-    let f = run(&c2s, &s2c, usize::MAX);
-    assert!(f.h2);
-    let paths: Vec<_> = f.requests.iter().map(|r| r.path.as_str()).collect();
-    assert_eq!(paths, ["/", "/two"]);
-    let st: Vec<_> = f.responses.iter().map(|r| r.status).collect();
-    assert_eq!(st, [101, 200]);
+    // Whole and in pieces: the 101 and the first frames may share a segment, or a frame may
+    // start in the 101's segment.
+    for piece in [usize::MAX, 1, 2, 3, 7, 13, 64, 75, 76, 77] {
+        let f = run(&c2s, &s2c, piece);
+        assert!(f.h2, "piece {piece}");
+        let paths: Vec<_> = f.requests.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/", "/two"], "piece {piece}");
+        let st: Vec<_> = f.responses.iter().map(|r| r.status).collect();
+        assert_eq!(st, [101, 200], "piece {piece}");
+    }
 }
 
 /// The fuzz target's invariants on deterministic mutations of the inputs above (every byte
