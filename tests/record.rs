@@ -46,10 +46,13 @@ fn fresh_recordings_analyze_like_the_committed_samples() {
         v
     };
     let mut compared = 0;
-    // The mesh lab's captures come from captures/mesh/record.sh (the test below).
+    // The mesh lab's captures come from captures/mesh/record.sh (the test below), the QUIC
+    // one from captures/quic/record.sh.
     let samples = common::sample_captures().into_iter().filter(|p| {
-        !p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("mesh-"))
+        !p.file_name().is_some_and(|n| {
+            let n = n.to_string_lossy();
+            n.starts_with("mesh-") || n.starts_with("quic-")
+        })
     });
     for committed in samples {
         let fresh = dir.join(committed.file_name().unwrap());
