@@ -4,7 +4,8 @@
 # (msn-quic-rec), captured by tcpdump. The certificate is throw-away; the key log is kept as
 # captures/quic/quic-aioquic.keys (here, not beside the pcap: tests/tls_keys.rs reads every
 # NAME.keys beside a capture as a TCP TLS key log) so Wireshark can decrypt past the
-# Initials. Needs root, iproute2, tcpdump, openssl, python3 with venv. Run under the machine-wide namespace lock:
+# Initials. Needs root, iproute2, tcpdump, openssl, python3 with venv. Run under the
+# machine-wide namespace lock:
 #   sudo flock /tmp/meshsniff-netns.lock captures/quic/record.sh [OUTDIR]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
