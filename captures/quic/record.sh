@@ -2,8 +2,10 @@
 # Records captures/quic-aioquic.pcap: a real QUIC v1 handshake (aioquic from PyPI, client and
 # server) on the loopback of a network namespace this script creates and removes
 # (msn-quic-rec), captured by tcpdump. The certificate is throw-away; the key log is kept as
-# captures/quic-aioquic.keys so Wireshark can decrypt past the Initials. Needs root, iproute2,
-# tcpdump, openssl, python3 with venv. Run under the machine-wide namespace lock:
+# captures/quic/quic-aioquic.keys (here, not beside the pcap: tests/tls_keys.rs reads every
+# NAME.keys beside a capture as a TCP TLS key log) so Wireshark can decrypt past the
+# Initials. Needs root, iproute2, tcpdump, openssl, python3 with venv. Run under the
+# machine-wide namespace lock:
 #   sudo flock /tmp/meshsniff-netns.lock captures/quic/record.sh [OUTDIR]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,5 +40,5 @@ ip netns exec $NS timeout 20 "$work/venv/bin/python" "$here/peers.py" client $PO
 sleep 1
 kill "${pids[@]}"; wait 2>/dev/null || true; pids=()
 install -m 0644 "$work/quic.pcap" "$out/quic-aioquic.pcap"
-install -m 0644 "$work/keys" "$out/quic-aioquic.keys"
+install -m 0644 "$work/keys" "$here/quic-aioquic.keys"
 echo "wrote $out/quic-aioquic.pcap ($(stat -c %s "$out/quic-aioquic.pcap") bytes)"
