@@ -163,9 +163,14 @@ impl Rules {
             || n == 19 && name.eq_ignore_ascii_case(b"proxy-authorization")
         {
             let value = trim(value);
+            // The scheme is shown only when it is a known one: a value without a scheme
+            // (`Authorization: 3f9a…`, an API key as many services take it) or with a word
+            // before the first space that is part of the secret would otherwise be printed
+            // whole as the "scheme" (found by the http fuzz target).
             let (scheme, cred) = match memchr::memchr(b' ', value) {
-                Some(i) => (&value[..i], trim(&value[i + 1..])),
-                None => (value, &b""[..]),
+                Some(i) if is_known_scheme(&value[..i]) => (&value[..i], trim(&value[i + 1..])),
+                _ if is_known_scheme(value) => (value, &b""[..]),
+                _ => (&b"other"[..], value),
             };
             let mut label = String::with_capacity(n + 1 + scheme.len());
             label.extend(name.iter().map(|b| char::from(b.to_ascii_lowercase())));
@@ -177,8 +182,10 @@ impl Rules {
             } else {
                 "Proxy-Authorization: "
             });
-            ev.push_str(&lossy(scheme));
-            ev.push(' ');
+            if scheme != b"other" {
+                ev.push_str(&lossy(scheme));
+                ev.push(' ');
+            }
             self.value(&mut ev, cred);
             push(out, label, ev);
         } else if n == 6 && name.eq_ignore_ascii_case(b"cookie") {
@@ -379,6 +386,42 @@ fn push(out: &mut Vec<Sensitive>, mut label: String, mut evidence: String) {
         cut_to(&mut evidence, MAX_EVIDENCE);
         out.push(Sensitive { label, evidence });
     }
+}
+
+/// Authentication schemes shown by name: IANA's HTTP Authentication Scheme Registry and the
+/// common unregistered ones (NTLM, AWS SigV4, GitHub's `token`, Azure's `SharedKey`, …).
+/// Any other first word may be part of the credential, so the label says `other` instead.
+pub const KNOWN_SCHEMES: [&str; 24] = [
+    "basic",
+    "bearer",
+    "concealed",
+    "digest",
+    "dpop",
+    "gnap",
+    "hoba",
+    "mutual",
+    "negotiate",
+    "oauth",
+    "privatetoken",
+    "scram-sha-1",
+    "scram-sha-256",
+    "vapid",
+    "ntlm",
+    "kerberos",
+    "aws4-hmac-sha256",
+    "token",
+    "apikey",
+    "api-key",
+    "key",
+    "hawk",
+    "sharedkey",
+    "mac",
+];
+
+fn is_known_scheme(s: &[u8]) -> bool {
+    KNOWN_SCHEMES
+        .iter()
+        .any(|k| s.eq_ignore_ascii_case(k.as_bytes()))
 }
 
 fn trim(mut v: &[u8]) -> &[u8] {

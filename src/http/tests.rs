@@ -439,3 +439,53 @@ fn a_hostile_direction_keeps_its_buffers_within_the_caps() {
     );
     assert!(max <= HEAP_PER_DIRECTION, "{max} > {HEAP_PER_DIRECTION}");
 }
+
+/// Found by the `http` fuzz target (fuzz/regressions/): an `Authorization` value with a bare
+/// CR and bytes that are not UTF-8 had its evidence printed from the raw value.
+#[test]
+fn fuzz_regression_authorization_evidence_is_always_redacted() {
+    crate::fuzzing::check_http(include_bytes!(
+        "../../fuzz/regressions/http-evidence-of-a-cut-authorization.bin"
+    ));
+}
+
+/// The class behind the fuzz finding above: an `Authorization` value whose first word is not
+/// a known scheme (a bare API key, or a secret with a space in it) was shown as the "scheme",
+/// in the label and the evidence, without `--show-secrets`.
+#[test]
+fn an_authorization_value_without_a_known_scheme_is_redacted_whole() {
+    for (value, label, shown) in [
+        (
+            "s3cr3t-RAW-KEY",
+            "authorization:other",
+            "Authorization: <redacted, 14 bytes>",
+        ),
+        (
+            "s3cr3t-A s3cr3t-B",
+            "authorization:other",
+            "Authorization: <redacted, 17 bytes>",
+        ),
+        (
+            "Bearer s3cr3t-T",
+            "authorization:bearer",
+            "Authorization: Bearer <redacted, 8 bytes>",
+        ),
+        (
+            "token s3cr3t-G",
+            "authorization:token",
+            "Authorization: token <redacted, 8 bytes>",
+        ),
+        (
+            "NTLM",
+            "authorization:ntlm",
+            "Authorization: NTLM <redacted, 0 bytes>",
+        ),
+    ] {
+        let mut out = Vec::new();
+        sensitive::Rules { reveal: false }.header(b"Authorization", value.as_bytes(), &mut out);
+        assert_eq!(out.len(), 1, "{value}");
+        assert_eq!(out[0].label, label, "{value}");
+        assert_eq!(out[0].evidence, shown, "{value}");
+        assert!(!out[0].label.contains("s3cr3t") && !out[0].evidence.contains("s3cr3t"));
+    }
+}
