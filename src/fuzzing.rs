@@ -276,6 +276,11 @@ pub fn check_merge(data: &[u8]) {
     while reader.advance().expect("merged output reads to the end") {
         read += 1;
     }
+    let damage = reader.take_damage();
+    assert!(
+        damage.is_empty(),
+        "the merger wrote a block the reader calls damaged: {damage:?}"
+    );
     assert_eq!(read, packets, "every accepted packet block is one packet");
     for i in reader.interfaces() {
         let name = i.name.as_deref().unwrap_or("");

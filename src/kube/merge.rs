@@ -188,6 +188,10 @@ impl<W: Write> Merger<W> {
                     };
                     match code {
                         0 => break,
+                        // if_tsresol is one byte, if_tsoffset eight: the reader calls other
+                        // sizes damage, so they are not copied into the merged file.
+                        9 if vlen != 1 => return Err(bad("if_tsresol is not one byte")),
+                        14 if vlen != 8 => return Err(bad("if_tsoffset is not eight bytes")),
                         2 => name = String::from_utf8_lossy(value).into_owned(),
                         _ => option(&mut kept, code, value),
                     }
@@ -222,6 +226,21 @@ impl<W: Write> Merger<W> {
                 let caplen = u32::from_le_bytes([b.body[12], b.body[13], b.body[14], b.body[15]]);
                 if caplen as usize > b.body.len() - 20 {
                     return Err(bad("packet longer than its block"));
+                }
+                // Its options are copied as they are: one running past the block would be
+                // damage in the merged file (the reader's rule, src/pcap/ng.rs), so the stream
+                // is refused here instead (found by the merge fuzz target).
+                let mut at = 20 + (caplen as usize).div_ceil(4) * 4;
+                while at + 4 <= b.body.len() {
+                    let code = u16::from_le_bytes([b.body[at], b.body[at + 1]]);
+                    let vlen = usize::from(u16::from_le_bytes([b.body[at + 2], b.body[at + 3]]));
+                    if at + 4 + vlen > b.body.len() {
+                        return Err(bad("packet option longer than its block"));
+                    }
+                    if code == 0 {
+                        break;
+                    }
+                    at += 4 + vlen.div_ceil(4) * 4;
                 }
                 let body = &mut self.out_block;
                 body.clear();
@@ -270,6 +289,15 @@ mod tests {
 
     /// Two real helper streams (pcapng with eth0 and lo, as `capture -i any --pcapng` writes)
     /// merge into one capture with every packet and each interface named after its pod.
+    /// Found by the `merge` fuzz target: a packet block whose options ran past its end was
+    /// copied into the merged file, which the reader then called damaged.
+    #[test]
+    fn fuzz_regression_packet_options_past_the_block_end_the_stream() {
+        crate::fuzzing::check_merge(include_bytes!(
+            "../../fuzz/regressions/merge-damaged-block-counted.bin"
+        ));
+    }
+
     #[test]
     fn two_real_streams_merge_with_renamed_interfaces() {
         let (a, b) = (
