@@ -25,13 +25,7 @@ struct Lab {
     cgroups: Vec<PathBuf>,
 }
 
-fn sh(args: &[&str]) {
-    let st = Command::new(args[0])
-        .args(&args[1..])
-        .status()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(st.success(), "{args:?} failed");
-}
+use common::sh;
 
 impl Lab {
     fn new(n: u8) -> Lab {

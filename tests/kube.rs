@@ -252,10 +252,7 @@ struct KubeLab {
     pods: Vec<(String, String, String, String)>,
 }
 
-fn sh(args: &[&str]) {
-    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
-    assert!(st.success(), "{args:?}");
-}
+use common::sh;
 
 impl KubeLab {
     fn new(n: u8) -> KubeLab {

@@ -193,3 +193,12 @@ pub fn wait_for(log: &Path, what: &str) {
         std::fs::read_to_string(log).unwrap_or_default()
     );
 }
+
+/// Runs a setup command (ip, iptables, …) and fails the test if it fails.
+pub fn sh(args: &[&str]) {
+    let st = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(st.success(), "{args:?} failed");
+}
