@@ -91,8 +91,22 @@ fn decrypt(
     d
 }
 
-/// The keyed captures: `captures/*.pcap` (OpenSSL, nginx) and `captures/stacks/*.pcap`
-/// (`record-stacks.sh`: GnuTLS, Go, JSSE, rustls, NSS, BoringSSL/Envoy, resumptions).
+/// The key log of a capture: `NAME.keys` beside it; the mesh lab's captures (real Envoy
+/// sidecars, captures/mesh/record.sh) share the sidecars' `captures/mesh.keys`.
+fn key_log(pcap: &std::path::Path) -> std::path::PathBuf {
+    if pcap
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("mesh-"))
+    {
+        pcap.with_file_name("mesh.keys")
+    } else {
+        pcap.with_extension("keys")
+    }
+}
+
+/// The keyed captures: `captures/*.pcap` (OpenSSL, nginx), the mesh lab's (Envoy, curl) and
+/// `captures/stacks/*.pcap` (`record-stacks.sh`: GnuTLS, Go, JSSE, rustls, NSS,
+/// BoringSSL/Envoy, resumptions).
 fn keyed_captures() -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = common::sample_captures()
         .into_iter()
@@ -103,7 +117,7 @@ fn keyed_captures() -> Vec<std::path::PathBuf> {
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|e| e == "pcap")),
         )
-        .filter(|p| p.with_extension("keys").exists())
+        .filter(|p| key_log(p).exists())
         .collect();
     v.sort();
     v
@@ -118,7 +132,7 @@ fn inference_and_proof_agree_with_decryption_on_every_recorded_stack() {
     let mut resumed = 0;
     let mut wrong = Vec::new();
     for pcap in keyed_captures() {
-        let keys = pcap.with_extension("keys");
+        let keys = key_log(&pcap);
         let out = common::run(&["analyze", "--format", "jsonl", pcap.to_str().unwrap()]);
         let (flows, _) = common::parse_jsonl(&out.stdout);
         // TCP TLS only: a QUIC flow's handshake after its Initials is not read without keys
