@@ -412,7 +412,7 @@ fn check_expect_alone_decides_when_given() {
         "FAIL",
         1,
     );
-    assert_eq!(s["check"]["failed_rules"]["plaintext-leak"], 2, "{s}");
+    assert_eq!(s["check"]["failed_rules"]["plaintext-leak"], 3, "{s}");
 }
 
 #[test]
