@@ -139,6 +139,10 @@ mkcert intruder spiffe://cluster.local/ns/default/sa/intruder
 mkdir -p www && printf 'orders: 3\n' > www/index.html
 # Each sidecar: its certificates under Istio's /etc/certs names, a log dir of its own
 # (access.log, keys) that uid 1337 writes, and its bootstrap rendered from envoy/sidecar.yaml.
+# Only these are substituted: a ${NAME} the template has and this list lacks stays as it is
+# and is caught below (envsubst would otherwise make it empty).
+bootstrap_vars='${POD_IP} ${CERT_DIR} ${LOG_DIR} ${PEER_SAN} ${UPSTREAM_SAN} ${SERVICE_FQDN}
+  ${HTTP_PORT} ${TCP12_PORT} ${PERMISSIVE_PORT} ${INBOUND_BIND} ${ADMIN_PORT}'
 sidecar() { # TAG NS POD_IP CERT PEER_SAN ADMIN_PORT
   local d="$work/$1"
   mkdir -p "$d/certs" "$d/log"
@@ -148,7 +152,7 @@ sidecar() { # TAG NS POD_IP CERT PEER_SAN ADMIN_PORT
     UPSTREAM_SAN=spiffe://cluster.local/ns/default/sa/server \
     SERVICE_FQDN=server.default.svc.cluster.local HTTP_PORT=8080 TCP12_PORT=8081 \
     PERMISSIVE_PORT=8082 INBOUND_BIND=127.0.0.6 \
-    envsubst < "$here/envoy/sidecar.yaml" > "$d/envoy.yaml"
+    envsubst "$bootstrap_vars" < "$here/envoy/sidecar.yaml" > "$d/envoy.yaml"
   if grep -n '\${' "$d/envoy.yaml" | grep -v '^[0-9]*: *#' >&2; then
     echo "mesh/record.sh: a bootstrap parameter is not set" >&2; return 1
   fi
