@@ -181,6 +181,33 @@ fn an_unmet_expectation_says_what_differed() {
     assert!(err.contains("expected at least 50 flows, saw 10"), "{err}");
     assert!(err.contains("expected no rejected, saw 3"), "{err}");
     assert!(err.contains("is mtls, expected tls"), "{err}");
+    // A rule narrowed to one client address: the refused legacy client's TLS flows only.
+    std::fs::write(
+        &bad,
+        r#"{"flows": [{"port": 8080, "client": "10.78.0.3", "protocol": "tls", "verdict": "mtls", "min": 3}]}"#,
+    )
+    .unwrap();
+    let out = common::run(&[
+        "check",
+        "-q",
+        "--profile",
+        "istio",
+        "--expect",
+        bad.to_str().unwrap(),
+        cap.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("expected at least 3 flows to port 8080 from 10.78.0.3, saw 2"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("port 8080 from 10.78.0.3: flow ").count(),
+        2,
+        "{err}"
+    );
+    assert!(err.contains("is rejected, expected mtls"), "{err}");
     // A typo in the file is refused, not ignored.
     std::fs::write(&bad, r#"{"min_flow": 1}"#).unwrap();
     let out = common::run(&[
