@@ -458,3 +458,90 @@ fn decrypted_mtls_carries_what_envoy_logged() {
         1
     );
 }
+
+/// Envoy's ClientHello (X25519MLKEM768 first) is over one MTU. The recordings hold it as one
+/// GSO super-segment (1,527 bytes of TCP payload); a capture point that sees wire-sized
+/// segments gets it in two. Split at 1,448 bytes (an MSS with timestamps), every first
+/// ClientHello segment of mesh-server-eth0.pcap gives the same TLS facts and verdicts.
+#[test]
+fn envoys_client_hello_split_at_the_mtu_reads_the_same() {
+    let cap = common::repo().join("captures/mesh-server-eth0.pcap");
+    let bytes = common::read(&cap);
+    assert_eq!(&bytes[20..24], &1u32.to_le_bytes(), "Ethernet pcap");
+    let mut out = bytes[..24].to_vec();
+    let (mut at, mut split) = (24, 0);
+    while at + 16 <= bytes.len() {
+        let incl = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        let rec = &bytes[at..at + 16 + incl];
+        let frame = &rec[16..];
+        at += 16 + incl;
+        let ip = &frame[14..];
+        let ihl = usize::from(ip[0] & 0xf) * 4;
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        let tcp = &ip[ihl..];
+        let doff = usize::from(tcp[12] >> 4) * 4;
+        let payload = &tcp[doff..total - ihl];
+        let hello = frame[12..14] == [8, 0]
+            && ip[9] == 6
+            && payload.len() > 1448
+            && payload[0] == 0x16
+            && payload.get(5) == Some(&1);
+        if !hello {
+            out.extend_from_slice(rec);
+            continue;
+        }
+        split += 1;
+        let head = 14 + ihl + doff;
+        let seq = u32::from_be_bytes(tcp[4..8].try_into().unwrap());
+        for (part, offset) in [(&payload[..1448], 0u32), (&payload[1448..], 1448)] {
+            let mut f = frame[..head].to_vec();
+            f.extend_from_slice(part);
+            let len = (ihl + doff + part.len()) as u16;
+            f[14 + 2..14 + 4].copy_from_slice(&len.to_be_bytes());
+            f[14 + ihl + 4..14 + ihl + 8].copy_from_slice(&(seq + offset).to_be_bytes());
+            let mut r = rec[..8].to_vec();
+            r.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            r.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            r.extend_from_slice(&f);
+            out.extend_from_slice(&r);
+        }
+    }
+    // The full handshakes to 8080 and 8081 and the resumed one (2,230 bytes).
+    assert_eq!(split, 3, "Envoy ClientHellos over 1,448 bytes");
+    let dir = std::env::temp_dir().join(format!("meshsniff-split-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("split.pcap");
+    std::fs::write(&path, &out).unwrap();
+    let facts = |p: &std::path::Path| {
+        let out = common::run(&[
+            "analyze",
+            "--profile",
+            "istio",
+            "--format",
+            "jsonl",
+            p.to_str().unwrap(),
+        ]);
+        let (flows, _) = common::parse_jsonl(&out.stdout);
+        let mut v: Vec<String> = flows
+            .iter()
+            .map(|f| {
+                let t = f.tls.as_ref();
+                format!(
+                    "{} {} {:?} {:?} {:?} {:?} {:?} {:?}",
+                    f.client,
+                    f.verdict.as_ref().unwrap().kind.name(),
+                    t.map(|t| &t.sni),
+                    t.map(|t| &t.alpn_offered),
+                    t.map(|t| t.client_cert_inferred),
+                    t.map(|t| t.resumed_from_flow),
+                    t.map(|t| &t.ja4),
+                    f.bytes
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(facts(&path), facts(&cap));
+    let _ = std::fs::remove_dir_all(&dir);
+}
