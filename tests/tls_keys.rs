@@ -13,7 +13,9 @@ struct Decrypted {
     requested: bool,
     client_cert: ClientCert,
     server_fatal_alert: bool,
-    /// The ServerHello accepted a pre_shared_key (extension 41): a resumed session.
+    /// The ServerHello accepted a pre_shared_key (extension 41), or a TLS 1.2 server went from
+    /// ServerHello to Finished with no Certificate and no ServerHelloDone (an abbreviated
+    /// handshake): a resumed session.
     resumed: bool,
 }
 
@@ -62,10 +64,14 @@ fn decrypt(
         server_fatal_alert: false,
         resumed: false,
     };
+    let mut server_types = std::collections::BTreeSet::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let c: Vec<&str> = line.split('|').collect();
         let from_server = c[0] == server_port;
         let types: Vec<&str> = c.get(1).unwrap_or(&"").split(',').collect();
+        if from_server {
+            server_types.extend(types.iter().map(|t| t.to_string()));
+        }
         if from_server && types.contains(&"13") {
             d.requested = true;
         }
@@ -87,6 +93,12 @@ fn decrypt(
         {
             d.resumed = true;
         }
+    }
+    // Decrypted, a full handshake's server flight always holds a Certificate (11) or, for
+    // anonymous and PSK suites, a ServerHelloDone (14); a TLS 1.2 resumption has neither.
+    let has = |t: &str| server_types.contains(t);
+    if has("2") && has("20") && !has("11") && !has("14") {
+        d.resumed = true;
     }
     d
 }

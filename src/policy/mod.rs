@@ -204,18 +204,37 @@ fn cert_evidence(t: &TlsFacts) -> String {
     }
 }
 
+/// "TLS 1.3 resumed (psk_dhe_ke)" or "TLS 1.2 resumed (abbreviated handshake)".
+fn resumed_what(t: &TlsFacts) -> String {
+    match t.version.as_deref() {
+        Some("1.3") => format!(
+            "TLS 1.3 resumed ({})",
+            t.psk_mode.as_deref().unwrap_or("psk")
+        ),
+        v => format!(
+            "TLS {} resumed (abbreviated handshake)",
+            v.unwrap_or("unknown")
+        ),
+    }
+}
+
 /// What shows that the client sent no certificate, if the capture shows it.
 fn no_cert_evidence(t: &TlsFacts) -> Option<String> {
     let no = |c: Option<ClientCert>| matches!(c, Some(ClientCert::None | ClientCert::Empty));
+    if t.resumed {
+        // No certificate crosses the wire of a resumed handshake (TLS 1.2's abbreviated one
+        // shows `client_cert: none`): only the full handshake it came from can say.
+        return no(t.resumed_client_cert).then(|| {
+            format!(
+                "a session resumed from flow {}, whose full handshake had no client certificate",
+                t.resumed_from_flow.unwrap_or_default()
+            )
+        });
+    }
     if no(t.client_cert) {
         Some("the client sent none".to_string())
     } else if no(t.client_cert_inferred) {
         Some("the client sent none (inferred from the TLS 1.3 record sizes)".to_string())
-    } else if t.resumed && no(t.resumed_client_cert) {
-        Some(format!(
-            "a session resumed from flow {}, whose full handshake had no client certificate",
-            t.resumed_from_flow.unwrap_or_default()
-        ))
     } else {
         None
     }
@@ -281,11 +300,11 @@ fn tls_verdict(t: &TlsFacts, place: Place, istio: bool) -> Verdict {
                 format!("TLS from an Istio sidecar ({mesh}) without a client certificate: {none}"),
             )
         } else if t.resumed {
-            let mode = t.psk_mode.as_deref().unwrap_or("psk");
             verdict(
                 Kind::Tls,
                 format!(
-                    "TLS 1.3 resumed ({mode}) from an Istio sidecar ({mesh}); client auth not observable: it happened in a full handshake not captured"
+                    "{} from an Istio sidecar ({mesh}); client auth not observable: it happened in a full handshake not captured",
+                    resumed_what(t)
                 ),
             )
         } else {
@@ -304,15 +323,17 @@ fn tls_verdict(t: &TlsFacts, place: Place, istio: bool) -> Verdict {
     } else if cert {
         verdict(Kind::Mtls, format!("mutual TLS: {}", cert_evidence(t)))
     } else if t.resumed {
-        let mode = t.psk_mode.as_deref().unwrap_or("psk");
+        let what = resumed_what(t);
         verdict(
             Kind::Tls,
             match (t.resumed_from_flow, t.resumed_client_cert) {
-                (Some(from), Some(_)) => format!(
-                    "TLS 1.3 resumed ({mode}) from flow {from}, whose full handshake had no client certificate"
-                ),
+                (Some(from), Some(_)) => {
+                    format!(
+                        "{what} from flow {from}, whose full handshake had no client certificate"
+                    )
+                }
                 _ => format!(
-                    "TLS 1.3 resumed ({mode}); client auth not observable: it happened in a full handshake not captured"
+                    "{what}; client auth not observable: it happened in a full handshake not captured"
                 ),
             },
         )
