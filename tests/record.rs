@@ -125,16 +125,17 @@ fn fresh_mesh_lab_recordings_meet_the_committed_expectations() {
             })
             .count()
     };
-    // Envoy: a full TLS 1.3 handshake, a session resumed from it, a TLS 1.2 one.
+    // Envoy: a full TLS 1.3 handshake, a session resumed from it, a TLS 1.2 one and its
+    // resumption.
     assert_eq!(
         kinds(false, "mtls"),
-        3,
+        4,
         "{}",
         String::from_utf8_lossy(&live)
     );
-    // Envoy's legs from 127.0.0.6: three that carried requests, one from the PERMISSIVE
+    // Envoy's legs from 127.0.0.6: four that carried requests, one from the PERMISSIVE
     // port, two empty ones of refused clients.
-    assert_eq!(kinds(true, "plaintext-expected"), 6);
+    assert_eq!(kinds(true, "plaintext-expected"), 7);
     assert_eq!(kinds(true, "sidecar-bypass"), 1);
     assert_eq!(kinds(false, "plaintext-leak"), 3);
     // Plaintext to a STRICT port, TLS without a certificate, a SAN the server refuses.
@@ -144,7 +145,7 @@ fn fresh_mesh_lab_recordings_meet_the_committed_expectations() {
     assert!(
         summary
             .answer
-            .starts_with("PASS: nothing fails the run (--fail-on \"\"): 17 flows")
+            .starts_with("PASS: nothing fails the run (--fail-on \"\"): 19 flows")
             && summary
                 .answer
                 .contains("3 plaintext-leak, 1 sidecar-bypass"),

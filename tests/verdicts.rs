@@ -178,7 +178,7 @@ fn an_unmet_expectation_says_what_differed() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("expected at least 50 flows, saw 10"), "{err}");
+    assert!(err.contains("expected at least 50 flows, saw 11"), "{err}");
     assert!(err.contains("expected no rejected, saw 3"), "{err}");
     assert!(err.contains("is mtls, expected tls"), "{err}");
     // A rule narrowed to one client address: the refused legacy client's TLS flows only.
@@ -308,13 +308,22 @@ fn verdicts_agree_with_envoys_access_logs() {
         .iter()
         .filter(|f| f.tls.as_ref().is_some_and(|t| t.resumed))
         .collect();
-    assert_eq!(resumed.len(), 1, "one resumed session in the lab");
-    let t = resumed[0].tls.as_ref().unwrap();
-    assert!(t.resumed_from_flow.is_some());
-    assert_eq!(
-        t.resumed_client_cert,
-        Some(meshsniff::tls::ClientCert::Presented)
-    );
+    // TLS 1.3 (a PSK in the ServerHello) and TLS 1.2 (an abbreviated handshake).
+    assert_eq!(resumed.len(), 2, "two resumed sessions in the lab");
+    for r in &resumed {
+        let t = r.tls.as_ref().unwrap();
+        assert!(t.resumed_from_flow.is_some(), "{}", r.client);
+        assert_eq!(
+            t.resumed_client_cert,
+            Some(meshsniff::tls::ClientCert::Presented)
+        );
+        assert_eq!(r.verdict.as_ref().unwrap().kind.name(), "mtls");
+    }
+    let versions: Vec<_> = resumed
+        .iter()
+        .map(|r| r.tls.as_ref().unwrap().version.clone().unwrap())
+        .collect();
+    assert_eq!(versions, ["1.3", "1.2"]);
     let late = common::repo().join("captures/mesh-server-eth0-late.pcap");
     let out = common::run(&[
         "analyze",
@@ -327,7 +336,7 @@ fn verdicts_agree_with_envoys_access_logs() {
     let (late_flows, _) = common::parse_jsonl(&out.stdout);
     let same = late_flows
         .iter()
-        .find(|f| f.client == resumed[0].client)
+        .find(|f| f.client == resumed[0].client && f.server.ends_with(":8080"))
         .expect("the resumed session in the late capture");
     let t = same.tls.as_ref().unwrap();
     assert!(t.resumed && t.resumed_from_flow.is_none());
@@ -401,16 +410,22 @@ fn decrypted_mtls_carries_what_envoy_logged() {
         // The client sidecar's upstream connection is the mTLS flow on the wire.
         let from = port(field(e, "upstream_local"));
         let to = port(field(e, "upstream_host"));
-        let path = if field(e, "path").is_empty() {
-            // TCP proxy (8081): the request inside is the app's, as the server's app saw it.
-            "/index.html".to_string()
+        let path = field(e, "path");
+        let inside: Vec<&String> = requests
+            .iter()
+            .filter(|(f, t, _)| *f == from && *t == to)
+            .map(|(_, _, uri)| uri)
+            .collect();
+        if path.is_empty() {
+            // TCP proxy (8081): Envoy logs bytes, not requests; the app's request is inside.
+            assert_eq!(inside.len(), 1, "{from}->{to}: {requests:?}");
         } else {
-            field(e, "path").to_string()
-        };
-        assert!(
-            requests.contains(&(from.clone(), to.clone(), path.clone())),
-            "{from}->{to} {path} logged by the client sidecar, not decrypted: {requests:?}"
-        );
+            assert_eq!(
+                inside,
+                [path],
+                "{from}->{to} {path} logged by the client sidecar: {requests:?}"
+            );
+        }
         // The server sidecar logged the same connection, its peer verified.
         let peer = server_log
             .iter()
@@ -422,9 +437,9 @@ fn decrypted_mtls_carries_what_envoy_logged() {
         );
         matched += 1;
     }
-    assert_eq!(matched, 3, "three mTLS connections from the client sidecar");
+    assert_eq!(matched, 4, "four mTLS connections from the client sidecar");
     // Certificates on the wire: the two full handshakes (TLS 1.3 and 1.2) and the intruder;
-    // not the resumed session, although Envoy logged its peer.
+    // not the resumed sessions, although Envoy logged their peer.
     let out = common::run(&["analyze", "--format", "jsonl", cap.to_str().unwrap()]);
     let (flows, _) = common::parse_jsonl(&out.stdout);
     for f in flows.iter().filter(|f| f.tls.is_some()) {
@@ -506,8 +521,8 @@ fn envoys_client_hello_split_at_the_mtu_reads_the_same() {
             out.extend_from_slice(&r);
         }
     }
-    // The full handshakes to 8080 and 8081 and the resumed one (2,230 bytes).
-    assert_eq!(split, 3, "Envoy ClientHellos over 1,448 bytes");
+    // The full handshakes to 8080 and 8081 and the resumed ones (a ticket makes them bigger).
+    assert_eq!(split, 4, "Envoy ClientHellos over 1,448 bytes");
     let dir = std::env::temp_dir().join(format!("meshsniff-split-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("split.pcap");

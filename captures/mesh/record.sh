@@ -240,7 +240,10 @@ inB curl -sS -m 10 -o /dev/null -H "Cookie: session=not-a-real-session; theme=da
 # 10. A process running as the sidecar's uid escapes the redirect: plaintext on eth0.
 inA "${as1337[@]}" curl -sS -m 10 -o /dev/null "http://$BIP:9090/index.html"; step
 # 11. A kubelet-like readiness probe to the sidecar's health port.
-inC curl -sS -m 10 -o /dev/null "http://$BIP:15021/healthz/ready"
+inC curl -sS -m 10 -o /dev/null "http://$BIP:15021/healthz/ready"; step
+# 12. The TLS 1.2 port again: Envoy resumes the session of 3 (an abbreviated handshake, no
+#     certificate on the wire).
+inA curl -sS -m 10 -o /dev/null "http://$BIP:8081/index.html?again=1"
 
 sleep 1
 for c in "${caps[@]}"; do

@@ -196,3 +196,48 @@ fn envoys_empty_inbound_leg_of_a_refused_client_is_expected() {
         }
     }
 }
+
+/// Real Envoy resumes TLS 1.2 upstream sessions with an abbreviated handshake (ServerHello,
+/// ChangeCipherSpec, Finished: no certificate either way). It was read as a full handshake
+/// whose client sent no certificate ("the client sent none", `tls`); it is `resumed`, linked to
+/// the full handshake that presented one, and `mtls`. Without that handshake in the capture it
+/// is `tls`, not observable — never "sent none".
+#[test]
+fn envoys_tls12_resumption_is_linked_not_called_certificate_less() {
+    let flows = records("mesh-server-eth0.pcap", Profile::Istio);
+    let to_8081: Vec<_> = flows
+        .iter()
+        .filter(|r| r.server.ends_with(":8081"))
+        .collect();
+    assert_eq!(to_8081.len(), 2);
+    let (full, again) = (to_8081[0], to_8081[1]);
+    let t = full.tls.as_ref().unwrap();
+    assert_eq!(t.version.as_deref(), Some("1.2"));
+    assert!(!t.resumed);
+    assert_eq!(t.client_cert, Some(ClientCert::Presented));
+    let t = again.tls.as_ref().unwrap();
+    assert_eq!(t.version.as_deref(), Some("1.2"));
+    assert!(t.resumed, "{:?}", t.inference_basis);
+    assert!(t.certificates.server.is_empty() && t.certificates.client.is_empty());
+    assert_eq!(t.resumed_from_flow, Some(full.id));
+    assert_eq!(t.resumed_client_cert, Some(ClientCert::Presented));
+    let v = again.verdict.as_ref().unwrap();
+    assert_eq!(v.kind, Kind::Mtls, "{}", v.reason);
+    assert!(v.reason.contains(&format!("resumed from flow {}", full.id)));
+
+    let mut alone = again.clone();
+    let t = alone.tls.as_mut().unwrap();
+    t.resumed_from_flow = None;
+    t.resumed_client_cert = None;
+    let v = evaluate(&alone, place_of(&alone), Profile::Istio).unwrap();
+    assert_eq!(v.kind, Kind::Tls);
+    assert!(
+        v.reason.contains("TLS 1.2 resumed (abbreviated handshake)")
+            && v.reason.contains("client auth not observable"),
+        "{}",
+        v.reason
+    );
+    let v = evaluate(&alone, place_of(&alone), Profile::Strict).unwrap();
+    assert_eq!(v.kind, Kind::Tls);
+    assert!(v.reason.contains("not observable"), "{}", v.reason);
+}
