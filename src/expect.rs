@@ -37,6 +37,9 @@ struct FlowRule {
     /// Only flows whose protocol is this (`tls`, `http`...).
     #[serde(default)]
     protocol: Option<String>,
+    /// Only flows from this client address (no port: `10.78.0.3`, `::1`).
+    #[serde(default)]
+    client: Option<String>,
     /// The verdict every selected flow must have.
     verdict: String,
     /// At least this many flows must be selected (default 1).
@@ -53,6 +56,7 @@ fn one() -> u64 {
 pub struct Seen {
     id: u64,
     port: u16,
+    client: String,
     loopback: bool,
     protocol: &'static str,
     verdict: Option<Kind>,
@@ -69,12 +73,19 @@ impl Seen {
         Seen {
             id: r.id,
             port,
+            client: client_address(&r.client).to_string(),
             loopback: r.loopback,
             protocol: r.protocol.name(),
             verdict: r.verdict.as_ref().map(|v| v.kind),
             label: format!("{} -> {}", r.client, r.server),
         }
     }
+}
+
+/// The address of `ADDR:PORT` or `[ADDR]:PORT`, brackets dropped.
+fn client_address(endpoint: &str) -> &str {
+    let addr = endpoint.rsplit_once(':').map_or(endpoint, |(a, _)| a);
+    addr.trim_start_matches('[').trim_end_matches(']')
 }
 
 #[derive(Debug)]
@@ -167,12 +178,17 @@ impl Expectations {
                 .filter(|s| s.port == rule.port)
                 .filter(|s| rule.loopback.is_none_or(|l| s.loopback == l))
                 .filter(|s| rule.protocol.as_deref().is_none_or(|p| s.protocol == p))
+                .filter(|s| rule.client.as_deref().is_none_or(|c| s.client == c))
                 .collect();
-            let place = match rule.loopback {
+            let mut place = match rule.loopback {
                 Some(true) => " on loopback",
                 Some(false) => " off loopback",
                 None => "",
-            };
+            }
+            .to_string();
+            if let Some(c) = &rule.client {
+                place.push_str(&format!(" from {c}"));
+            }
             if (chosen.len() as u64) < rule.min {
                 misses.push(format!(
                     "expected at least {} flows to port {}{place}, saw {}",

@@ -13,7 +13,9 @@ struct Decrypted {
     requested: bool,
     client_cert: ClientCert,
     server_fatal_alert: bool,
-    /// The ServerHello accepted a pre_shared_key (extension 41): a resumed session.
+    /// The ServerHello accepted a pre_shared_key (extension 41), or a TLS 1.2 server went from
+    /// ServerHello to Finished with no Certificate and no ServerHelloDone (an abbreviated
+    /// handshake): a resumed session.
     resumed: bool,
 }
 
@@ -62,10 +64,14 @@ fn decrypt(
         server_fatal_alert: false,
         resumed: false,
     };
+    let mut server_types = std::collections::BTreeSet::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let c: Vec<&str> = line.split('|').collect();
         let from_server = c[0] == server_port;
         let types: Vec<&str> = c.get(1).unwrap_or(&"").split(',').collect();
+        if from_server {
+            server_types.extend(types.iter().map(|t| t.to_string()));
+        }
         if from_server && types.contains(&"13") {
             d.requested = true;
         }
@@ -88,11 +94,31 @@ fn decrypt(
             d.resumed = true;
         }
     }
+    // Decrypted, a full handshake's server flight always holds a Certificate (11) or, for
+    // anonymous and PSK suites, a ServerHelloDone (14); a TLS 1.2 resumption has neither.
+    let has = |t: &str| server_types.contains(t);
+    if has("2") && has("20") && !has("11") && !has("14") {
+        d.resumed = true;
+    }
     d
 }
 
-/// The keyed captures: `captures/*.pcap` (OpenSSL, nginx) and `captures/stacks/*.pcap`
-/// (`record-stacks.sh`: GnuTLS, Go, JSSE, rustls, NSS, BoringSSL/Envoy, resumptions).
+/// The key log of a capture: `NAME.keys` beside it; the mesh lab's captures (real Envoy
+/// sidecars, captures/mesh/record.sh) share the sidecars' `captures/mesh.keys`.
+fn key_log(pcap: &std::path::Path) -> std::path::PathBuf {
+    if pcap
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("mesh-"))
+    {
+        pcap.with_file_name("mesh.keys")
+    } else {
+        pcap.with_extension("keys")
+    }
+}
+
+/// The keyed captures: `captures/*.pcap` (OpenSSL, nginx), the mesh lab's (Envoy, curl) and
+/// `captures/stacks/*.pcap` (`record-stacks.sh`: GnuTLS, Go, JSSE, rustls, NSS,
+/// BoringSSL/Envoy, resumptions).
 fn keyed_captures() -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = common::sample_captures()
         .into_iter()
@@ -103,7 +129,7 @@ fn keyed_captures() -> Vec<std::path::PathBuf> {
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|e| e == "pcap")),
         )
-        .filter(|p| p.with_extension("keys").exists())
+        .filter(|p| key_log(p).exists())
         .collect();
     v.sort();
     v
@@ -118,7 +144,7 @@ fn inference_and_proof_agree_with_decryption_on_every_recorded_stack() {
     let mut resumed = 0;
     let mut wrong = Vec::new();
     for pcap in keyed_captures() {
-        let keys = pcap.with_extension("keys");
+        let keys = key_log(&pcap);
         let out = common::run(&["analyze", "--format", "jsonl", pcap.to_str().unwrap()]);
         let (flows, _) = common::parse_jsonl(&out.stdout);
         // TCP TLS only: a QUIC flow's handshake after its Initials is not read without keys

@@ -190,6 +190,56 @@ fn client_cert(t: &TlsFacts) -> bool {
         || (t.resumed && t.resumed_client_cert == Some(ClientCert::Presented))
 }
 
+/// What shows the client certificate of a flow for which `client_cert` holds.
+fn cert_evidence(t: &TlsFacts) -> String {
+    if t.client_cert == Some(ClientCert::Presented) || !t.certificates.client.is_empty() {
+        "a client certificate was sent".to_string()
+    } else if t.client_cert_inferred == Some(ClientCert::Presented) {
+        "a client certificate was sent (inferred from the TLS 1.3 record sizes)".to_string()
+    } else {
+        format!(
+            "a session resumed from flow {}, whose full handshake presented a client certificate (client authentication carries over)",
+            t.resumed_from_flow.unwrap_or_default()
+        )
+    }
+}
+
+/// "TLS 1.3 resumed (psk_dhe_ke)" or "TLS 1.2 resumed (abbreviated handshake)".
+fn resumed_what(t: &TlsFacts) -> String {
+    match t.version.as_deref() {
+        Some("1.3") => format!(
+            "TLS 1.3 resumed ({})",
+            t.psk_mode.as_deref().unwrap_or("psk")
+        ),
+        v => format!(
+            "TLS {} resumed (abbreviated handshake)",
+            v.unwrap_or("unknown")
+        ),
+    }
+}
+
+/// What shows that the client sent no certificate, if the capture shows it.
+fn no_cert_evidence(t: &TlsFacts) -> Option<String> {
+    let no = |c: Option<ClientCert>| matches!(c, Some(ClientCert::None | ClientCert::Empty));
+    if t.resumed {
+        // No certificate crosses the wire of a resumed handshake (TLS 1.2's abbreviated one
+        // shows `client_cert: none`): only the full handshake it came from can say.
+        return no(t.resumed_client_cert).then(|| {
+            format!(
+                "a session resumed from flow {}, whose full handshake had no client certificate",
+                t.resumed_from_flow.unwrap_or_default()
+            )
+        });
+    }
+    if no(t.client_cert) {
+        Some("the client sent none".to_string())
+    } else if no(t.client_cert_inferred) {
+        Some("the client sent none (inferred from the TLS 1.3 record sizes)".to_string())
+    } else {
+        None
+    }
+}
+
 fn tls_verdict(t: &TlsFacts, place: Place, istio: bool) -> Verdict {
     if t.outcome == Outcome::Rejected {
         let why = t
@@ -234,36 +284,56 @@ fn tls_verdict(t: &TlsFacts, place: Place, istio: bool) -> Verdict {
         if istio_sni {
             how.push(format!("SNI {}", t.sni.as_deref().unwrap_or("")));
         }
-        verdict(Kind::Mtls, format!("Istio mTLS: {}", how.join(", ")))
+        let mesh = how.join(", ");
+        // Istio's ALPN and SNI say a sidecar originated the connection, not that the server
+        // authenticated it: mTLS needs the client certificate seen or inferred, as under
+        // strict. Real sidecars resume TLS 1.3 sessions all the time (no certificate on the
+        // wire), and a server that is not a sidecar never asks for one.
+        if cert {
+            verdict(
+                Kind::Mtls,
+                format!("Istio mTLS: {mesh}; {}", cert_evidence(t)),
+            )
+        } else if let Some(none) = no_cert_evidence(t) {
+            verdict(
+                Kind::Tls,
+                format!("TLS from an Istio sidecar ({mesh}) without a client certificate: {none}"),
+            )
+        } else if t.resumed {
+            verdict(
+                Kind::Tls,
+                format!(
+                    "{} from an Istio sidecar ({mesh}); client auth not observable: it happened in a full handshake not captured",
+                    resumed_what(t)
+                ),
+            )
+        } else {
+            verdict(
+                Kind::Tls,
+                format!(
+                    "TLS from an Istio sidecar ({mesh}); client auth not observable (the capture does not show the client's certificate flight)"
+                ),
+            )
+        }
     } else if istio && hbone {
         verdict(
             Kind::Mtls,
             "ambient HBONE: TLS 1.3 to :15008 with ALPN h2 and no SNI",
         )
     } else if cert {
-        let how = if t.client_cert == Some(ClientCert::Presented)
-            || !t.certificates.client.is_empty()
-        {
-            "a client certificate was sent".to_string()
-        } else if t.resumed {
-            format!(
-                "a session resumed from flow {}, whose full handshake presented a client certificate (client authentication carries over)",
-                t.resumed_from_flow.unwrap_or_default()
-            )
-        } else {
-            "a client certificate was sent (inferred from the TLS 1.3 record sizes)".to_string()
-        };
-        verdict(Kind::Mtls, format!("mutual TLS: {how}"))
+        verdict(Kind::Mtls, format!("mutual TLS: {}", cert_evidence(t)))
     } else if t.resumed {
-        let mode = t.psk_mode.as_deref().unwrap_or("psk");
+        let what = resumed_what(t);
         verdict(
             Kind::Tls,
             match (t.resumed_from_flow, t.resumed_client_cert) {
-                (Some(from), Some(_)) => format!(
-                    "TLS 1.3 resumed ({mode}) from flow {from}, whose full handshake had no client certificate"
-                ),
+                (Some(from), Some(_)) => {
+                    format!(
+                        "{what} from flow {from}, whose full handshake had no client certificate"
+                    )
+                }
                 _ => format!(
-                    "TLS 1.3 resumed ({mode}); client auth not observable: it happened in a full handshake not captured"
+                    "{what}; client auth not observable: it happened in a full handshake not captured"
                 ),
             },
         )
@@ -300,6 +370,15 @@ fn empty_verdict(rec: &FlowRecord, place: Place, istio: bool) -> Verdict {
         return verdict(
             Kind::Rejected,
             "the connection was reset before any payload",
+        );
+    }
+    if istio && place.loopback && is_envoy_inbound_source(place.client.0) {
+        // Envoy's TCP proxy connects to the application as soon as a filter chain matches,
+        // before the client's TLS handshake is done: a client the sidecar then refuses leaves
+        // this empty leg on lo (measured with Envoy 1.40, captures/mesh-server-lo.pcap).
+        return verdict(
+            Kind::PlaintextExpected,
+            "Envoy's inbound leg to the application (from 127.0.0.6 on loopback), empty: opened before the client's handshake, which the sidecar refused or the client abandoned",
         );
     }
     verdict(Kind::Unknown, "no payload: nothing to judge")

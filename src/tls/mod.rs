@@ -353,7 +353,10 @@ impl FullHandshakes {
             (Some(c), _) if c != ClientCert::Hidden => c,
             _ => return false,
         };
-        if facts.version.as_deref() != Some("1.3") || facts.outcome != Outcome::Established {
+        // Full handshakes of TLS 1.3 and 1.2 (whose sessions resume by ticket or session ID).
+        if !matches!(facts.version.as_deref(), Some("1.3" | "1.2"))
+            || facts.outcome != Outcome::Established
+        {
             return false;
         }
         if self.map.insert(peers.clone(), (flow_id, cert)).is_none() {
@@ -515,6 +518,22 @@ pub fn analyze(
         }
     }
 
+    // TLS ≤ 1.2 session resumption (RFC 5246 §7.3, RFC 5077 §3.1): the server goes from its
+    // ServerHello (and maybe a NewSessionTicket) straight to ChangeCipherSpec. A full
+    // handshake always has a Certificate or, for anonymous and PSK suites, a ServerHelloDone
+    // before it. Envoy resumes TLS 1.2 upstream sessions this way (captures/mesh-*).
+    let abbreviated = !is13
+        && sh.is_some()
+        && !s_msgs.truncated
+        && !s_cut
+        && !s_msgs.has(msg::CERTIFICATE)
+        && !s_msgs.has(msg::SERVER_HELLO_DONE)
+        && server
+            .walker
+            .events
+            .iter()
+            .any(|e| e.content_type == content::CHANGE_CIPHER_SPEC);
+
     let null_cipher = cipher_id.is_some_and(names::cipher_is_null);
     let mut alerts = Vec::new();
     for (side, w) in [(Side::Client, client.walker), (Side::Server, server.walker)] {
@@ -547,7 +566,7 @@ pub fn analyze(
             c2s: u64::from(client.walker.records),
             s2c: u64::from(server.walker.records),
         },
-        resumed: is13 && sh.as_ref().is_some_and(ServerHello::accepted_psk),
+        resumed: (is13 && sh.as_ref().is_some_and(ServerHello::accepted_psk)) || abbreviated,
         psk_mode: sh
             .as_ref()
             .filter(|_| is13)
@@ -556,6 +575,11 @@ pub fn analyze(
         ..client_hello_facts(ch.as_ref(), false, ja4_cache)
     };
 
+    if abbreviated {
+        facts.inference_basis = Some(
+            "an abbreviated TLS 1.2 handshake (session resumption): the server went from ServerHello to ChangeCipherSpec with no Certificate, so no certificate crosses the wire either way; client authentication, if any, happened in the full handshake the session came from".to_string(),
+        );
+    }
     let fatal_in_clear = facts.alerts.iter().any(|a| a.level == AlertLevel::Fatal);
     let mut inferred_rejection = false;
     if is13 && !hrr_only(hrr, &sh) {
