@@ -1,0 +1,481 @@
+//! Role: the release artifacts, tested for real: release/oci-image.py's OCI archive is imported
+//! into a private containerd (Debian's, root/state/socket in a temp dir of this test, never the
+//! default socket) with `ctr -n k8s.io images import`, is named as index.json says, and runs
+//! under runc with the config it was given; the helper image (the helper binary at /meshsniff)
+//! answers `--version` and `capture --list-interfaces` in it. The release workflow parses.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn oci_image() -> PathBuf {
+    common::repo().join("release/oci-image.py")
+}
+
+/// Runs release/oci-image.py with `args`; returns the digest it printed.
+fn build_image(args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg(oci_image())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oci-image.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    digest
+}
+
+/// Names in the outer tar of an archive, and one member's bytes.
+fn tar_member(archive: &Path, member: &str) -> Vec<u8> {
+    let out = Command::new("tar")
+        .arg("-xOf")
+        .arg(archive)
+        .arg(member)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{member} not in {}",
+        archive.display()
+    );
+    out.stdout
+}
+
+/// A directory of this test, removed when dropped.
+struct Tmp(PathBuf);
+
+impl Tmp {
+    fn new(name: &str) -> Tmp {
+        let d = std::env::temp_dir().join(format!("meshsniff-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Tmp(d)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(data))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A containerd of this test alone: its own root, state, sockets, runc root and FIFO dir under
+/// one temp dir. Dropped: killed, its mounts undone, its dir removed.
+struct Containerd {
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Containerd {
+    fn start(name: &str) -> Containerd {
+        let dir = std::env::temp_dir().join(format!("meshsniff-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        // The CRI plugin is off: it would want CNI and a sandbox image; ctr needs neither.
+        let config = format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+             [grpc]\n  address = \"{d}/c.sock\"\n[ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n\
+             [debug]\n  address = \"{d}/debug.sock\"\n[metrics]\n  address = \"\"\n\
+             [plugins.\"io.containerd.grpc.v1.cri\"]\n  disable = true\n"
+        );
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        let c = Containerd {
+            dir,
+            child: Some(child),
+        };
+        let start = Instant::now();
+        loop {
+            if c.ctr(&["version"]).status.success() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "containerd did not answer in 20 s: {}",
+                std::fs::read_to_string(c.dir.join("containerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(self.dir.join("c.sock"))
+            .args(["-n", "k8s.io"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ctr_ok(&self, args: &[&str]) -> String {
+        let out = self.ctr(args);
+        assert!(
+            out.status.success(),
+            "ctr {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `ctr run --rm IMAGE ID [ARGS]` with runc's state and the FIFOs in this test's dir.
+    fn run(&self, image: &str, id: &str, args: &[&str]) -> Output {
+        let runc_root = self.dir.join("runc");
+        let fifo = self.dir.join("fifo");
+        let mut v = vec![
+            "run",
+            "--rm",
+            "--runc-root",
+            runc_root.to_str().unwrap(),
+            "--fifo-dir",
+            fifo.to_str().unwrap(),
+            image,
+            id,
+        ];
+        v.extend_from_slice(args);
+        self.ctr(&v)
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let start = Instant::now();
+            while c.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(5)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Snapshot mounts of a container that did not end: deepest first.
+        let prefix = self.dir.display().to_string();
+        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&prefix))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").args(["-l", &m]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Root, containerd, ctr, runc and python3, else skip (a failure under `.ci/run`).
+fn can_run(test: &str) -> bool {
+    common::root_or_skip(test)
+        && common::have(test, "containerd")
+        && common::have(test, "ctr")
+        && common::have(test, "runc")
+        && common::have(test, "python3")
+}
+
+/// The generic builder: same input, same bytes; the digest printed is the manifest's; ctr
+/// imports the archive under NAME:TAG; the container runs as the given user, in the given
+/// directory, with the given environment; every file is root's, with its mode kept and the
+/// fixed mtime. A static busybox is the image's content.
+#[test]
+fn oci_archive_is_reproducible_and_runs_in_containerd() {
+    let test = "oci_archive_is_reproducible_and_runs_in_containerd";
+    if !can_run(test) || !common::have(test, "busybox") {
+        return;
+    }
+    let busybox = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v busybox"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let tmp = Tmp::new("oci-files");
+    let rootfs = tmp.path().join("rootfs");
+    for d in ["bin", "tmp", "work"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(busybox.trim(), rootfs.join("bin/busybox")).unwrap();
+    let ldd = Command::new("ldd")
+        .arg(rootfs.join("bin/busybox"))
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&ldd.stdout).contains("=>") {
+        common::skip(test, "busybox here is not a static build");
+        return;
+    }
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    std::fs::write(rootfs.join("work/note"), "left by the test\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(
+        rootfs.join("work/note"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    // Owned by someone else here: the layer must say root.
+    std::os::unix::fs::chown(rootfs.join("work/note"), Some(1234), Some(1234)).unwrap();
+
+    let rootfs_s = rootfs.to_str().unwrap();
+    let archive = |out: &Path, tag: &str| {
+        build_image(&[
+            "--name",
+            "example.test/meshsniff/busybox",
+            "--tag",
+            tag,
+            "--rootfs",
+            rootfs_s,
+            "--entrypoint",
+            "/bin/sh",
+            "--cmd",
+            r#"["-c","id -u; pwd; echo $GREETING; stat -c '%a %u:%g %Y %n' /tmp /work/note /bin/busybox"]"#,
+            "--user",
+            "65534",
+            "--env",
+            "GREETING=hello from the layer",
+            "--workdir",
+            "/work",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
+    let a = tmp.path().join("a.tar");
+    let b = tmp.path().join("b.tar");
+    let c = tmp.path().join("c.tar");
+    let da = archive(&a, "1.0");
+    let db = archive(&b, "1.0");
+    let dc = archive(&c, "2.0");
+    assert_eq!(da, db);
+    assert_eq!(
+        common::read(&a),
+        common::read(&b),
+        "two builds of the same input differ"
+    );
+    // The tag lives in index.json only: the manifest (the registry digest) does not change.
+    assert_eq!(da, dc);
+    assert_ne!(common::read(&a), common::read(&c));
+
+    let index: serde_json::Value = serde_json::from_slice(&tar_member(&a, "index.json")).unwrap();
+    let m = &index["manifests"][0];
+    assert_eq!(m["digest"], da);
+    assert_eq!(
+        m["annotations"]["io.containerd.image.name"],
+        "example.test/meshsniff/busybox:1.0"
+    );
+    assert_eq!(m["annotations"]["org.opencontainers.image.ref.name"], "1.0");
+    let hexd = &da["sha256:".len()..];
+    let manifest = tar_member(&a, &format!("blobs/sha256/{hexd}"));
+    assert_eq!(sha256_hex(&manifest), hexd, "a blob not named by its hash");
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let cfg_digest = manifest["config"]["digest"].as_str().unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&tar_member(
+        &a,
+        &format!("blobs/sha256/{}", &cfg_digest["sha256:".len()..]),
+    ))
+    .unwrap();
+    assert_eq!(config["architecture"], "amd64");
+    assert_eq!(config["os"], "linux");
+    assert_eq!(config["config"]["User"], "65534");
+
+    let cd = Containerd::start("oci");
+    let imported = cd.ctr_ok(&["images", "import", a.to_str().unwrap()]);
+    assert!(
+        imported.contains("example.test/meshsniff/busybox:1.0"),
+        "{imported}"
+    );
+    let listed = cd.ctr_ok(&["images", "ls"]);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("example.test/meshsniff/busybox:1.0 "))
+        .unwrap_or_else(|| panic!("not listed under its name:\n{listed}"));
+    assert!(line.contains(&da), "{line}");
+    assert!(line.contains("linux/amd64"), "{line}");
+
+    let id = format!("meshsniff-oci-{}", std::process::id());
+    let out = cd.run("example.test/meshsniff/busybox:1.0", &id, &[]);
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "65534",
+            "/work",
+            "hello from the layer",
+            "1777 0:0 946684800 /tmp",
+            "640 0:0 946684800 /work/note",
+            "755 0:0 946684800 /bin/busybox",
+        ],
+        "{text}"
+    );
+}
+
+/// The helper image as release/build.sh makes it (the same oci-image.py arguments: name and
+/// tag of the plugin's default --image, /meshsniff as entrypoint, user 0): ctr names it as the
+/// plugin's default image, and the binary runs in it. A test build is not static, so its
+/// shared libraries are put beside it here; release/build.sh refuses a binary that needs any.
+#[test]
+fn helper_image_runs_meshsniff_in_containerd() {
+    let test = "helper_image_runs_meshsniff_in_containerd";
+    if !can_run(test) {
+        return;
+    }
+    let tmp = Tmp::new("helper-files");
+    let rootfs = tmp.path().join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    std::fs::copy(common::bin(), rootfs.join("meshsniff")).unwrap();
+    let ldd = Command::new("ldd").arg(common::bin()).output().unwrap();
+    for lib in String::from_utf8_lossy(&ldd.stdout).split_whitespace() {
+        if lib.starts_with('/') {
+            let dest = rootfs.join(lib.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(lib, &dest).unwrap();
+        }
+    }
+    let image = meshsniff::kube::manifest::DEFAULT_IMAGE;
+    let (name, tag) = image.rsplit_once(':').unwrap();
+    let archive = tmp.path().join("meshsniff-oci.tar");
+    let digest = build_image(&[
+        "--name",
+        name,
+        "--tag",
+        tag,
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--entrypoint",
+        "/meshsniff",
+        "--user",
+        "0",
+        "-o",
+        archive.to_str().unwrap(),
+    ]);
+    let cd = Containerd::start("helper");
+    cd.ctr_ok(&["images", "import", archive.to_str().unwrap()]);
+    let listed = cd.ctr_ok(&["images", "ls"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&format!("{image} ")) && l.contains(&digest)),
+        "{image} ({digest}) not in:\n{listed}"
+    );
+    let check = cd.ctr_ok(&["images", "check"]);
+    assert!(
+        check
+            .lines()
+            .any(|l| l.starts_with(image) && l.contains("complete")),
+        "{check}"
+    );
+
+    let id = format!("meshsniff-helper-{}", std::process::id());
+    // The entrypoint alone: the binary runs and says how to use it.
+    let out = cd.run(image, &id, &[]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("Usage: meshsniff"), "{all}");
+    let out = cd.run(image, &id, &["/meshsniff", "--version"]);
+    let v = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{v}");
+    assert_eq!(
+        v.trim(),
+        format!("meshsniff {}", env!("CARGO_PKG_VERSION")),
+        "{v}"
+    );
+    // ctr gives the container a network namespace of its own: only lo is in it.
+    let out = cd.run(image, &id, &["/meshsniff", "capture", "--list-interfaces"]);
+    let v = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(
+        out.status.success(),
+        "{v}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        v.lines()
+            .any(|l| l.starts_with("1.lo (index 1) [Loopback]")),
+        "{v}"
+    );
+}
+
+/// The release workflow is YAML that GitHub can read, triggered by a v* tag, and uses the
+/// build script and the tools docs/kubectl.md names (it cannot run here: no GitHub).
+#[test]
+fn release_workflow_parses() {
+    let test = "release_workflow_parses";
+    if !common::have(test, "python3") {
+        return;
+    }
+    let has_yaml = Command::new("python3")
+        .args(["-c", "import yaml"])
+        .status()
+        .unwrap()
+        .success();
+    if !has_yaml {
+        common::skip(test, "python3 has no yaml module (PyYAML)");
+        return;
+    }
+    let wf = common::repo().join(".github/workflows/release.yml");
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(&wf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // YAML 1.1 reads the key `on` as true.
+    let on = v.get("on").or_else(|| v.get("true")).expect("an `on:` key");
+    assert_eq!(on["push"]["tags"][0], "v*", "{on}");
+    let text = std::fs::read_to_string(&wf).unwrap();
+    assert!(text.contains("release/build.sh"));
+    assert!(text.contains("oci-archive:release/out/image/meshsniff-oci.tar"));
+}
