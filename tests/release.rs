@@ -1,8 +1,9 @@
 //! Role: the release artifacts, tested for real: release/oci-image.py's OCI archive is imported
 //! into a private containerd (Debian's, root/state/socket in a temp dir of this test, never the
 //! default socket) with `ctr -n k8s.io images import`, is named as index.json says, and runs
-//! under runc with the config it was given; the helper image (the helper binary at /meshsniff)
-//! answers `--version` and `capture --list-interfaces` in it. The release workflow parses.
+//! under runc with the config it was given; the helper image (release/build.sh's, and one made
+//! here from the test build) answers `--version` and `--list-interfaces` in it; the workflow's
+//! push (skopeo, no docker) keeps the digest on a loopback registry; the workflow parses.
 
 mod common;
 
@@ -89,7 +90,13 @@ struct Containerd {
 
 impl Containerd {
     fn start(name: &str) -> Containerd {
-        let dir = std::env::temp_dir().join(format!("meshsniff-{name}-{}", std::process::id()));
+        // Tests run in parallel in one process: a number of its own for each containerd.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "meshsniff-containerd-{name}-{}-{n}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.display();
@@ -390,13 +397,21 @@ fn helper_image_runs_meshsniff_in_containerd() {
         "-o",
         archive.to_str().unwrap(),
     ]);
+    run_helper_image(&archive, &digest);
+}
+
+/// Imports the helper image archive into a private containerd and runs it: listed as the
+/// plugin's default image with `digest`, complete; the entrypoint is the helper (its usage);
+/// `--version` is this version; `capture --list-interfaces` lists the container's lo.
+fn run_helper_image(archive: &Path, digest: &str) {
+    let image = meshsniff::kube::manifest::DEFAULT_IMAGE;
     let cd = Containerd::start("helper");
     cd.ctr_ok(&["images", "import", archive.to_str().unwrap()]);
     let listed = cd.ctr_ok(&["images", "ls"]);
     assert!(
         listed
             .lines()
-            .any(|l| l.starts_with(&format!("{image} ")) && l.contains(&digest)),
+            .any(|l| l.starts_with(&format!("{image} ")) && l.contains(digest)),
         "{image} ({digest}) not in:\n{listed}"
     );
     let check = cd.ctr_ok(&["images", "check"]);
@@ -438,6 +453,192 @@ fn helper_image_runs_meshsniff_in_containerd() {
             .any(|l| l.starts_with("1.lo (index 1) [Loopback]")),
         "{v}"
     );
+}
+
+/// The helper image release/build.sh made (release/out/image/meshsniff-oci.tar; .ci/run builds
+/// it before the tests): named as the plugin's default --image, its digest the one build.sh
+/// printed, one layer holding /meshsniff alone (0:0, 0755, the archive's static binary byte for
+/// byte, no ELF interpreter), and it runs in containerd.
+#[test]
+fn release_helper_image_is_the_static_helper_alone_and_runs() {
+    let test = "release_helper_image_is_the_static_helper_alone_and_runs";
+    let out = common::repo().join("release/out");
+    let archive = out.join("image/meshsniff-oci.tar");
+    if !archive.is_file() {
+        common::skip(
+            test,
+            "no release/out/image/meshsniff-oci.tar: run release/build.sh",
+        );
+        return;
+    }
+    if !can_run(test) {
+        return;
+    }
+    let image = meshsniff::kube::manifest::DEFAULT_IMAGE;
+    let name = std::fs::read_to_string(out.join("image/name")).unwrap();
+    assert_eq!(name.trim(), image, "built under another name (IMAGE=?)");
+    let digest = std::fs::read_to_string(out.join("image/digest")).unwrap();
+    let digest = digest.trim();
+    let index: serde_json::Value =
+        serde_json::from_slice(&tar_member(&archive, "index.json")).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], digest);
+    let manifest: serde_json::Value = serde_json::from_slice(&tar_member(
+        &archive,
+        &format!("blobs/sha256/{}", &digest["sha256:".len()..]),
+    ))
+    .unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(
+        layers[0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    let tmp = Tmp::new("release-image");
+    let layer = tmp.path().join("layer.tar.gz");
+    let blob = layers[0]["digest"].as_str().unwrap();
+    std::fs::write(
+        &layer,
+        tar_member(
+            &archive,
+            &format!("blobs/sha256/{}", &blob["sha256:".len()..]),
+        ),
+    )
+    .unwrap();
+    let listing = Command::new("tar")
+        .arg("-tvzf")
+        .arg(&layer)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    let entries: Vec<&str> = listing.lines().collect();
+    assert_eq!(entries.len(), 1, "{listing}");
+    assert!(
+        entries[0].starts_with("-rwxr-xr-x 0/0 ") && entries[0].ends_with(" meshsniff"),
+        "{listing}"
+    );
+    let bin = Command::new("tar")
+        .arg("-xzOf")
+        .arg(&layer)
+        .arg("meshsniff")
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(bin, common::read(&out.join("archive/meshsniff")));
+    assert_eq!(
+        meshsniff::kube::upload::elf_interpreter(&bin),
+        Some(None),
+        "the helper in the image is not static"
+    );
+    eprintln!(
+        "helper image: binary {} bytes, layer {} bytes, archive {} bytes",
+        bin.len(),
+        layers[0]["size"],
+        std::fs::metadata(&archive).unwrap().len()
+    );
+    run_helper_image(&archive, digest);
+}
+
+/// The push the release workflow makes, against a registry on loopback (Debian's
+/// docker-registry, storage in a temp dir): `skopeo copy --preserve-digests
+/// oci-archive:… docker://…` stores the manifest unchanged, so the registry's digest is the one
+/// oci-image.py printed, and the image comes back out whole.
+#[test]
+fn the_archive_pushes_to_a_registry_with_its_digest() {
+    let test = "the_archive_pushes_to_a_registry_with_its_digest";
+    if !common::have(test, "python3")
+        || !common::have(test, "skopeo")
+        || !common::have(test, "docker-registry")
+    {
+        return;
+    }
+    let tmp = Tmp::new("registry");
+    let rootfs = tmp.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/motd"), "pushed without docker\n").unwrap();
+    let archive = tmp.path().join("img.tar");
+    let digest = build_image(&[
+        "--name",
+        "example.test/meshsniff/motd",
+        "--tag",
+        "1.0",
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "-o",
+        archive.to_str().unwrap(),
+    ]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        tmp.path().join("config.yml"),
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            tmp.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _registry = Kill(
+        Command::new("docker-registry")
+            .arg("serve")
+            .arg(tmp.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(tmp.path().join("registry.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the registry did not listen: {}",
+            std::fs::read_to_string(tmp.path().join("registry.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dest = format!("docker://127.0.0.1:{port}/meshsniff/motd:1.0");
+    let digestfile = tmp.path().join("pushed.digest");
+    let skopeo = |args: &[&str]| {
+        let out = Command::new("skopeo").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    skopeo(&[
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        "--digestfile",
+        digestfile.to_str().unwrap(),
+        &format!("oci-archive:{}", archive.display()),
+        &dest,
+    ]);
+    assert_eq!(std::fs::read_to_string(&digestfile).unwrap().trim(), digest);
+    let raw = skopeo(&["inspect", "--tls-verify=false", "--raw", &dest]);
+    assert_eq!(format!("sha256:{}", sha256_hex(&raw)), digest);
+    // Back out into an OCI layout: the file is there, unchanged.
+    let back = tmp.path().join("back");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &dest,
+        &format!("oci:{}:1.0", back.display()),
+    ]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&common::read(&back.join("index.json"))).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], digest);
 }
 
 /// The release workflow is YAML that GitHub can read, triggered by a v* tag, and uses the
