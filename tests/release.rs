@@ -177,8 +177,44 @@ impl Containerd {
     }
 }
 
+impl Containerd {
+    /// `ctr task exec` in a running container, `stdin` fed and closed (as `kubectl exec -i`).
+    fn exec(&self, container: &str, exec_id: &str, args: &[String], stdin: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = Command::new("ctr")
+            .arg("--address")
+            .arg(self.dir.join("c.sock"))
+            .args(["-n", "k8s.io", "task", "exec", "--fifo-dir"])
+            .arg(self.dir.join("fifo"))
+            .args(["--exec-id", exec_id, container])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(stdin).unwrap();
+        drop(pipe);
+        child.wait_with_output().unwrap()
+    }
+}
+
 impl Drop for Containerd {
     fn drop(&mut self) {
+        // Containers a failed test left running: killed and deleted while containerd is up.
+        if self.child.is_some() {
+            let tasks = self.ctr(&["task", "ls", "-q"]);
+            for id in String::from_utf8_lossy(&tasks.stdout).split_whitespace() {
+                let _ = self.ctr(&["task", "kill", "-s", "KILL", id]);
+                std::thread::sleep(Duration::from_millis(200));
+                let _ = self.ctr(&["task", "delete", "-f", id]);
+            }
+            let containers = self.ctr(&["container", "ls", "-q"]);
+            for id in String::from_utf8_lossy(&containers.stdout).split_whitespace() {
+                let _ = self.ctr(&["container", "delete", id]);
+            }
+        }
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
@@ -536,6 +572,125 @@ fn release_helper_image_is_the_static_helper_alone_and_runs() {
         std::fs::metadata(&archive).unwrap().len()
     );
     run_helper_image(&archive, digest);
+}
+
+/// `--upload`'s commands (src/kube/upload.rs) in a real busybox container under containerd and
+/// runc, with `ctr task exec` in the place of `kubectl exec -i`: the container idles with
+/// upload's own command, the release's static helper is written in through stdin, busybox's
+/// sha256sum gives its hash (busybox's sh finds its sha256sum applet even with no link on PATH,
+/// so a busybox image always has one), it runs there (no libc in the image), `cat` reads it
+/// back whole (the fallback), and SIGTERM ends the idling container at once (without the trap,
+/// PID 1's sh ignores it until the sleep ends: 51 s of a `sleep 60` here).
+#[test]
+fn upload_commands_work_in_a_real_busybox_container() {
+    use meshsniff::kube::upload;
+    let test = "upload_commands_work_in_a_real_busybox_container";
+    let helper = common::repo().join("release/out/archive/meshsniff");
+    if !helper.is_file() {
+        common::skip(
+            test,
+            "no release/out/archive/meshsniff: run release/build.sh",
+        );
+        return;
+    }
+    if !can_run(test) || !common::have(test, "busybox") {
+        return;
+    }
+    let busybox = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v busybox"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let tmp = Tmp::new("upload-files");
+    let cd = Containerd::start("upload");
+    for (tag, tools) in [("full", ["sh", "cat", "chmod", "mv", "sleep", "sha256sum"])] {
+        let rootfs = tmp.path().join(tag);
+        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+        std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
+        std::fs::copy(busybox.trim(), rootfs.join("bin/busybox")).unwrap();
+        for t in tools {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(t)).unwrap();
+        }
+        let archive = tmp.path().join(format!("{tag}.tar"));
+        build_image(&[
+            "--name",
+            "example.test/meshsniff/busybox",
+            "--tag",
+            tag,
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "-o",
+            archive.to_str().unwrap(),
+        ]);
+        cd.ctr_ok(&["images", "import", archive.to_str().unwrap()]);
+    }
+    let bytes = common::read(&helper);
+    let want = upload::sha256_hex(&bytes);
+    let runc_root = cd.dir.join("runc");
+    let fifo = cd.dir.join("fifo");
+    let idle = upload::idle_command(600);
+    for tag in ["full"] {
+        let id = format!("meshsniff-upload-{tag}-{}", std::process::id());
+        let image = format!("example.test/meshsniff/busybox:{tag}");
+        let mut args = vec![
+            "run",
+            "-d",
+            "--runc-root",
+            runc_root.to_str().unwrap(),
+            "--fifo-dir",
+            fifo.to_str().unwrap(),
+            &image,
+            &id,
+        ];
+        args.extend(idle.iter().map(String::as_str));
+        cd.ctr_ok(&args);
+        let out = cd.exec(&id, "write", &upload::write_argv(), &bytes);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = cd.exec(&id, "sum", &upload::checksum_argv(), b"");
+        let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        assert_eq!(text.trim(), format!("{want}  {}", upload::HELPER_PATH));
+        let out = cd.exec(
+            &id,
+            "run",
+            &[
+                upload::HELPER_PATH.into(),
+                "capture".into(),
+                "--list-interfaces".into(),
+            ],
+            b"",
+        );
+        let v = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        assert!(
+            v.lines()
+                .any(|l| l.starts_with("1.lo (index 1) [Loopback]")),
+            "{v}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = cd.exec(&id, "cat", &["cat".into(), upload::HELPER_PATH.into()], b"");
+        assert_eq!(upload::sha256_hex(&out.stdout), want, "read back with cat");
+        let start = Instant::now();
+        cd.ctr_ok(&["task", "kill", "-s", "TERM", &id]);
+        while cd
+            .ctr_ok(&["task", "ls"])
+            .lines()
+            .any(|l| l.starts_with(&format!("{id} ")) && l.contains("RUNNING"))
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the idling container ignored SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cd.ctr_ok(&["task", "delete", &id]);
+        cd.ctr_ok(&["container", "delete", &id]);
+    }
 }
 
 /// The push the release workflow makes, against a registry on loopback (Debian's

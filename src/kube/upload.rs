@@ -15,7 +15,7 @@ pub const DEFAULT_IMAGE: &str = "busybox:1.36";
 /// Where the helper is written in the container (every image of this kind has /tmp).
 pub const HELPER_PATH: &str = "/tmp/meshsniff";
 /// What the verification prints when the image has no `sha256sum`.
-const NO_SHA256SUM: &str = "meshsniff:no-sha256sum";
+pub const NO_SHA256SUM: &str = "meshsniff:no-sha256sum";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
