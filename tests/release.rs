@@ -1,9 +1,8 @@
-//! Role: the release artifacts, tested for real: release/oci-image.py's OCI archive is imported
-//! into a private containerd (Debian's, root/state/socket in a temp dir of this test, never the
-//! default socket) with `ctr -n k8s.io images import`, is named as index.json says, and runs
-//! under runc with the config it was given; the helper image (release/build.sh's, and one made
-//! here from the test build) answers `--version` and `--list-interfaces` in it; the workflow's
-//! push (skopeo, no docker) keeps the digest on a loopback registry; the workflow parses.
+//! Role: the release artifacts, tested for real: release/oci-image.py's OCI archives imported
+//! with `ctr -n k8s.io images import` into a containerd of each test's own (never the default
+//! socket) and run under runc; the helper image (release/build.sh's, and one from the test
+//! build) answers in it; `--upload`'s commands in a real busybox container; the workflow's
+//! skopeo push keeps the digest on a loopback registry; the workflow parses.
 
 mod common;
 
