@@ -1805,3 +1805,305 @@ fn help_covers_every_subcommand_and_flag() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `kubectl meshsniff --upload …` as the user sees it, whatever `kubectl` the command's PATH
+/// (and KUBECONFIG) names: the stand-in here, a real cluster's kubectl too. Started with
+/// `args` (target and flags; `--upload` and `--format jsonl` are added), `traffic` run once
+/// it captures; asserts that the copy was checked and the capture judged flows, and returns
+/// the output and the stderr.
+fn upload_run(mut plugin: Command, args: &[&str], traffic: impl FnOnce()) -> (Output, String) {
+    let log = std::env::temp_dir().join(format!(
+        "meshsniff-upload-{}-{}.log",
+        std::process::id(),
+        args.join("_").replace('/', "-")
+    ));
+    let mut child = plugin
+        .args(args)
+        .args(["--upload", "--format", "jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // The copy comes first: a test build's binary is tens of MB (a release one 2.6 MB).
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("capturing on")) {
+        let err = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            start.elapsed() < Duration::from_secs(180) && child.try_wait().unwrap().is_none(),
+            "never captured: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    traffic();
+    let out = child.wait_with_output().unwrap();
+    let err = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        err.contains("kubectl meshsniff: copied the helper (") && err.contains("SHA-256 checked"),
+        "{err}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let flows = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "flow")
+        .count();
+    assert!(flows >= 1, "no flow judged: {err}\n{text}");
+    (out, err)
+}
+
+/// `--upload`: the helper pod runs busybox:1.36 (the default for --upload) idling in `sh` with
+/// the normal helper's bound; the static helper is written in through `exec -i … sh -c 'cat >
+/// …'` byte for byte (mode 0700), its SHA-256 checked with sha256sum in the pod, then run from
+/// there exactly as the normal helper (same capture argv, from /tmp/meshsniff), and the pod
+/// deleted. In an image without sha256sum (`--image alpine:3.20`, PATH with sh, cat, chmod,
+/// mv only) the copy is read back and hashed by the plugin.
+#[test]
+fn upload_copies_the_helper_in_checks_it_and_runs_it() {
+    if !ready("upload_copies_the_helper_in_checks_it_and_runs_it") {
+        return;
+    }
+    let lab = KubeLab::with_web(40);
+    let (out, err) = upload_run(
+        lab.plugin(&[]),
+        &["web-1", "-n", "shop", "--duration", "4s"],
+        || {
+            for _ in 0..3 {
+                lab.curl(0, "/").unwrap();
+            }
+        },
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "cleartext HTTP is a leak: {err}"
+    );
+    assert!(err.contains("checked in the pod (sha256sum)"), "{err}");
+    // A test build is dynamically linked: the plugin says what that means.
+    assert!(err.contains("is dynamically linked"), "{err}");
+    let helper = &lab.created_pods()[0];
+    round_trips::<api::Pod>(helper);
+    let name = helper["metadata"]["name"].as_str().unwrap();
+    let c = &helper["spec"]["containers"][0];
+    assert_eq!(c["image"], "busybox:1.36");
+    let deadline = helper["spec"]["activeDeadlineSeconds"].as_u64().unwrap();
+    assert_eq!(deadline, 4 + manifest::GRACE_SECS);
+    assert_eq!(
+        c["command"],
+        json!([
+            "sh",
+            "-c",
+            format!("trap 'exit 0' TERM INT; sleep {deadline} & wait")
+        ])
+    );
+    assert_eq!(c["securityContext"]["privileged"], true);
+    // What was copied is the plugin's neighbour, byte for byte, executable by root only.
+    let copied = lab.state.join(format!(
+        "podfs/meshsniff-system/{name}/helper/tmp/meshsniff"
+    ));
+    assert_eq!(common::read(&copied), common::read(&common::bin()));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&copied).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    // The execs: write (stdin), checksum, then the capture as the normal helper runs it but
+    // from /tmp/meshsniff; then the delete.
+    let execs: Vec<Vec<String>> = lab
+        .calls()
+        .into_iter()
+        .map(|(a, _)| a)
+        .filter(|a| a[0] == "exec")
+        .collect();
+    assert_eq!(execs.len(), 3, "{execs:?}");
+    let prefix = [
+        "exec",
+        "-i",
+        &format!("pod/{name}"),
+        "-n",
+        "meshsniff-system",
+        "-c",
+        "helper",
+        "--",
+    ]
+    .map(String::from);
+    assert!(execs.iter().all(|e| e.starts_with(&prefix)), "{execs:?}");
+    assert!(
+        execs[0][8..]
+            .join(" ")
+            .contains("cat > /tmp/meshsniff.part")
+    );
+    assert!(execs[1][8..].join(" ").contains("sha256sum /tmp/meshsniff"));
+    let target = target::pod_target(
+        &serde_json::from_str(
+            &std::fs::read_to_string(lab.state.join("objects/pods/shop/web-1.json")).unwrap(),
+        )
+        .unwrap(),
+        None,
+    )
+    .unwrap();
+    let mut want = manifest::capture_argv(
+        Some(&target),
+        &CaptureOpts {
+            interface: "any".into(),
+            filter: None,
+            duration_secs: 4,
+            count: None,
+        },
+    );
+    want[0] = "/tmp/meshsniff".into();
+    assert_eq!(execs[2][8..], want[..]);
+    assert_eq!(lab.deletes().len(), 1);
+    assert!(
+        err.contains(&format!("deleted helper pod meshsniff-system/{name}")),
+        "{err}"
+    );
+
+    // An image without sha256sum: read back with cat, hashed here.
+    let lab = KubeLab::with_web(41);
+    lab.scenario("minimal-image");
+    let (_, err) = upload_run(
+        lab.plugin(&[]),
+        &[
+            "web-1",
+            "-n",
+            "shop",
+            "--duration",
+            "3s",
+            "--image",
+            "alpine:3.20",
+        ],
+        || lab.curl(0, "/").unwrap(),
+    );
+    assert!(
+        err.contains("read back with cat: no sha256sum there"),
+        "{err}"
+    );
+    assert_eq!(
+        lab.created_pods()[0]["spec"]["containers"][0]["image"],
+        "alpine:3.20"
+    );
+}
+
+/// `--upload` refuses a copy whose SHA-256 differs (one byte flipped on the way): clear
+/// message, exit 2, the helper never run and its pod deleted. A helper binary that is missing
+/// or not an x86-64 executable is refused before any kubectl call; --helper-binary needs
+/// --upload.
+#[test]
+fn upload_refuses_a_copy_that_differs_and_a_bad_helper_binary() {
+    if !ready("upload_refuses_a_copy_that_differs_and_a_bad_helper_binary") {
+        return;
+    }
+    let lab = KubeLab::with_web(42);
+    lab.scenario("corrupt-upload");
+    let out = lab.run(&["web-1", "-n", "shop", "--duration", "3s", "--upload"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let want = {
+        use sha2::Digest;
+        sha2::Sha256::digest(common::read(&common::bin()))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let name = lab.created_pods()[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "the helper copied into meshsniff-system/{name} (container helper) has SHA-256 "
+        )) && err.contains(&format!(", not {want} ("))
+            && err.contains("refusing to run it"),
+        "{err}"
+    );
+    let execs = lab
+        .calls()
+        .into_iter()
+        .filter(|(a, _)| a[0] == "exec")
+        .count();
+    assert_eq!(execs, 2, "write and checksum only: the helper never ran");
+    assert_eq!(lab.deletes().len(), 1);
+
+    let lab = KubeLab::stand_in_only("upload-bad");
+    lab.put_pod("shop", "web-1", "Running");
+    let script = lab.dir.join("not-elf");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    let missing = lab.dir.join("missing");
+    for (bin, says) in [
+        (script.to_str().unwrap(), "not an x86-64 Linux executable"),
+        (missing.to_str().unwrap(), "No such file"),
+    ] {
+        let out = lab.run(&["web-1", "-n", "shop", "--upload", "--helper-binary", bin]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!("--helper-binary {bin}: ")) && err.contains(says),
+            "{err}"
+        );
+    }
+    assert!(lab.calls().is_empty(), "{:?}", lab.calls());
+    let out = lab.run(&["web-1", "--helper-binary", script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--upload"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(lab.calls().is_empty());
+}
+
+/// `--upload --ephemeral`: the ephemeral container runs busybox idling in `sh`, the helper is
+/// copied into it and run there (in the pod's own namespace: no --container).
+#[test]
+fn upload_works_in_an_ephemeral_container() {
+    if !ready("upload_works_in_an_ephemeral_container") {
+        return;
+    }
+    let lab = KubeLab::with_web(43);
+    // --helper-binary: a smaller copy (stripped) than the one beside the plugin.
+    let stripped = lab.dir.join("meshsniff-stripped");
+    common::sh(&[
+        "strip",
+        "-o",
+        stripped.to_str().unwrap(),
+        common::bin().to_str().unwrap(),
+    ]);
+    let (out, err) = upload_run(
+        lab.plugin(&[]),
+        &[
+            "web-1",
+            "-n",
+            "shop",
+            "--duration",
+            "3s",
+            "--ephemeral",
+            "--helper-binary",
+            stripped.to_str().unwrap(),
+        ],
+        || lab.curl(0, "/").unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let pod: Value = serde_json::from_str(
+        &std::fs::read_to_string(lab.state.join("objects/pods/shop/web-1.json")).unwrap(),
+    )
+    .unwrap();
+    let eph = &pod["spec"]["ephemeralContainers"][0];
+    assert_eq!(eph["image"], "busybox:1.36");
+    assert_eq!(eph["command"][0], "sh");
+    let execs: Vec<Vec<String>> = lab
+        .calls()
+        .into_iter()
+        .map(|(a, _)| a)
+        .filter(|a| a[0] == "exec")
+        .collect();
+    assert_eq!(execs.len(), 3, "{execs:?}");
+    assert_eq!(execs[2][8], "/tmp/meshsniff");
+    assert!(!execs[2].iter().any(|a| a == "--container"), "{execs:?}");
+    let copied = lab.state.join(format!(
+        "podfs/shop/web-1/{}/tmp/meshsniff",
+        eph["name"].as_str().unwrap()
+    ));
+    assert_eq!(common::read(&copied), common::read(&stripped));
+    assert!(lab.created_pods().is_empty());
+}

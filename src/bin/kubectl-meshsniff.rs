@@ -13,6 +13,7 @@ use meshsniff::kube::cluster::{self, ContextInfo, KubeconfigSource};
 use meshsniff::kube::manifest::{self, CaptureOpts, Helper};
 use meshsniff::kube::merge::{BlockReader, Merger};
 use meshsniff::kube::target::{self, PodTarget};
+use meshsniff::kube::upload::{self, LocalHelper};
 use meshsniff::kube::{KubeError, Kubectl, checks, diagnose};
 use serde_json::{Value, json};
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
@@ -105,6 +106,15 @@ struct Args {
     /// Image holding the static helper at /meshsniff (docs/kubectl.md builds it).
     #[arg(long, default_value = manifest::DEFAULT_IMAGE)]
     image: String,
+    /// For clusters that cannot pull the helper image (air-gapped, mirrored registries): run
+    /// --image (any image with `sh` and `cat`; default busybox:1.36) and copy the static
+    /// helper in through `kubectl exec`, its SHA-256 checked in the pod before it runs.
+    #[arg(long)]
+    upload: bool,
+    /// The static helper --upload copies in (default: `meshsniff` beside this plugin, as the
+    /// krew archive installs it).
+    #[arg(long, value_name = "PATH", requires = "upload")]
+    helper_binary: Option<std::path::PathBuf>,
     /// How long the helper may take to start.
     #[arg(long, default_value = "120s", value_parser = meshsniff::cli::parse_duration)]
     start_timeout: Duration,
@@ -398,7 +408,7 @@ fn in_cluster(src: &KubeconfigSource, context: Option<&str>) -> Option<ContextIn
     })
 }
 
-fn run(args: Args) -> Result<u8> {
+fn run(mut args: Args) -> Result<u8> {
     if args.pod.is_some() == args.selector.is_some() {
         bail!("name one pod, or select pods with -l SELECTOR (not both)");
     }
@@ -415,6 +425,7 @@ fn run(args: Args) -> Result<u8> {
         );
     }
     let pod = check_flags(&args)?;
+    let upload = upload_helper(&mut args)?;
     let kubectl = Kubectl::new(args.context.as_deref(), args.kubeconfig.as_deref());
     let info = connect(
         &kubectl,
@@ -477,11 +488,14 @@ fn run(args: Args) -> Result<u8> {
         kubectl: kubectl.clone(),
         pods: Vec::new(),
     };
-    let places: Vec<Place> = if args.ephemeral {
+    let mut places: Vec<Place> = if args.ephemeral {
         start_ephemeral(&kubectl, &targets, &args, &session, &opts)?
     } else {
         start_helpers(&kubectl, &targets, &args, &session, &opts, &mut cleanup)?
     };
+    if let Some(helper) = &upload {
+        install_helpers(&kubectl, &mut places, helper)?;
+    }
     // A named interface exists or not only in the pod: asked there (cheap, nothing captured)
     // before any capture starts; a missing one is exit 2 and the guard deletes the helpers.
     if args.interface != "any" {
@@ -514,12 +528,68 @@ fn run(args: Args) -> Result<u8> {
     Ok(code)
 }
 
+/// `--upload`: the local helper read and hashed (before anything is created), and the image
+/// to run instead of the helper image. `None` without --upload.
+fn upload_helper(args: &mut Args) -> Result<Option<LocalHelper>> {
+    if !args.upload {
+        return Ok(None);
+    }
+    let path = match &args.helper_binary {
+        Some(p) => p.clone(),
+        None => upload::default_helper_binary(&std::env::current_exe()?)?,
+    };
+    let helper = LocalHelper::load(&path)?;
+    if let Some(interp) = &helper.interpreter {
+        eprintln!(
+            "kubectl meshsniff: warning: {} is dynamically linked ({interp}): it runs only in an \
+             image with the same libraries; the release archive's meshsniff is static",
+            path.display()
+        );
+    }
+    args.image = upload::image(&args.image);
+    Ok(Some(helper))
+}
+
+/// `--upload`: the helper copied into each helper container (once per container, however
+/// many targets it serves) and checked; the places then run it from there.
+fn install_helpers(kubectl: &Kubectl, places: &mut [Place], helper: &LocalHelper) -> Result<()> {
+    let mut done: Vec<Vec<String>> = Vec::new();
+    for p in places.iter_mut() {
+        if !done.contains(&p.exec) {
+            // The pod (and container), not the target, is where the copy goes: name it so.
+            // `exec -i pod/NAME -n NS -c CONTAINER --`, as Place::new writes it.
+            let at = match p.exec.as_slice() {
+                [_, _, pod, _, ns, _, c, ..] => {
+                    format!("{ns}/{} (container {c})", pod.trim_start_matches("pod/"))
+                }
+                _ => p.label.clone(),
+            };
+            let how = upload::install(kubectl, &p.exec, &at, helper)?;
+            eprintln!(
+                "kubectl meshsniff: copied the helper ({} bytes, sha256 {}) into {at}; SHA-256 \
+                 checked {}",
+                helper.bytes.len(),
+                &helper.sha256[..16],
+                match how {
+                    upload::Checked::InPod => "in the pod (sha256sum)",
+                    upload::Checked::ReadBack => "here (read back with cat: no sha256sum there)",
+                }
+            );
+            done.push(p.exec.clone());
+        }
+        p.helper = upload::HELPER_PATH.to_string();
+    }
+    Ok(())
+}
+
 /// Where a target's helper command runs: `kubectl exec -i pod/NAME -n NS -c C --`, and the
 /// target to name to the helper (`None` in an ephemeral container: already in the pod).
 struct Place {
     label: String,
     exec: Vec<String>,
     target: Option<PodTarget>,
+    /// The helper's path in the container: the image's, or where --upload put it.
+    helper: String,
 }
 
 impl Place {
@@ -539,10 +609,15 @@ impl Place {
             label,
             exec,
             target,
+            helper: manifest::HELPER_PATH.to_string(),
         }
     }
 
-    fn argv(&self, helper: Vec<String>) -> Vec<String> {
+    /// `helper` is the helper's argv as manifest.rs writes it (at manifest::HELPER_PATH).
+    fn argv(&self, mut helper: Vec<String>) -> Vec<String> {
+        if let Some(program) = helper.first_mut() {
+            program.clone_from(&self.helper);
+        }
         let mut v = self.exec.clone();
         v.extend(helper);
         v
@@ -615,7 +690,11 @@ fn start_helpers(
         let on_node: Vec<&PodTarget> = targets.iter().filter(|t| t.node == *node).collect();
         // Armed before the create: whatever happens next, this name gets a delete.
         cleanup.pods.push(h.name.clone());
-        match kubectl.create(&manifest::helper_pod(&h, &on_node)) {
+        let mut pod = manifest::helper_pod(&h, &on_node);
+        if args.upload {
+            pod = upload::helper_pod(pod, &h);
+        }
+        match kubectl.create(&pod) {
             Ok(()) => {}
             Err(meshsniff::kube::KubeError::Failed { stderr, .. }) => {
                 bail!("{}", diagnose::create_failure(&stderr))
@@ -725,7 +804,11 @@ fn start_ephemeral(
             duration_secs: opts.duration_secs,
             now: now(),
         };
-        let patch = json!({"spec": {"ephemeralContainers": [manifest::ephemeral_container(&h)]}});
+        let mut container = manifest::ephemeral_container(&h);
+        if args.upload {
+            container = upload::ephemeral_container(container, &h);
+        }
+        let patch = json!({"spec": {"ephemeralContainers": [container]}});
         kubectl
             .run(
                 &[

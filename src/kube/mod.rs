@@ -3,7 +3,8 @@
 //! `delete --wait=false`), so every auth plugin and kubeconfig works. This module reads pods
 //! (`target`), writes the helper's manifests (`manifest`), checks every flag and name before
 //! anything is created (`checks`), names what is wrong with the kubeconfig or the cluster in
-//! one line (`cluster`), explains a helper that does not start (`diagnose`) and merges several helpers' pcapng streams into one (`merge`). The
+//! one line (`cluster`), explains a helper that does not start (`diagnose`) and merges several helpers' pcapng streams into one (`merge`); `--upload` copies
+//! the helper in through exec instead of an image (`upload`). The
 //! orchestration (signals, streams, cleanup) is in the `kubectl-meshsniff` binary.
 
 pub mod checks;
@@ -13,6 +14,7 @@ pub mod kubectl;
 pub mod manifest;
 pub mod merge;
 pub mod target;
+pub mod upload;
 
 pub use kubectl::{KubeError, Kubectl};
 
