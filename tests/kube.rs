@@ -460,7 +460,7 @@ impl KubeLab {
     fn deletes(&self) -> Vec<String> {
         self.calls()
             .into_iter()
-            .filter(|(a, _)| a.iter().take(5).any(|x| x == "delete"))
+            .filter(|(a, _)| a.iter().take(12).any(|x| x == "delete"))
             .map(|(a, _)| a.join(" "))
             .collect()
     }
@@ -504,6 +504,14 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
         "shop",
         "--context",
         "prod-eu",
+        "--cluster=lab-cluster",
+        "--user",
+        "u",
+        "--as=alice",
+        "--as-group=devs",
+        "--as-group",
+        "ops",
+        "--request-timeout=20s",
         "--duration",
         "5s",
         "-o",
@@ -557,32 +565,84 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
     // kubeconfig read, one bounded request to the API server, the pod read as pod/NAME; the
     // namespace and the helper created as promised; exec without -t running the helper on
     // the target's container; the helper deleted without waiting.
-    let calls = lab.calls();
-    assert!(
-        calls.iter().all(|(a, _)| a[0] == "--context=prod-eu"),
-        "{calls:?}"
-    );
-    let verbs: Vec<&str> = calls.iter().map(|(a, _)| a[1].as_str()).collect();
+    // kubectl's global flags reach every call, first, one element each; the user's
+    // --request-timeout every call but the capture stream (which lasts --duration) and the
+    // first one (bounded by it in place of the plugin's 5s).
+    let globals = [
+        "--context=prod-eu",
+        "--cluster=lab-cluster",
+        "--user=u",
+        "--as=alice",
+        "--as-group=devs",
+        "--as-group=ops",
+    ];
+    let calls: Vec<(Vec<String>, Option<String>)> = lab
+        .calls()
+        .into_iter()
+        .map(|(a, stdin)| {
+            assert_eq!(a[..globals.len()], globals, "{a:?}");
+            let mut rest = a[globals.len()..].to_vec();
+            let streams = rest[0] == "exec" && !rest.iter().any(|x| x == "--list-interfaces");
+            let raw = rest.iter().any(|x| x == "--raw");
+            if streams {
+                assert!(
+                    !rest.iter().any(|x| x.starts_with("--request-timeout")),
+                    "{a:?}"
+                );
+            } else if !raw {
+                assert_eq!(rest[0], "--request-timeout=20s", "{a:?}");
+                rest.remove(0);
+            }
+            (rest, stdin)
+        })
+        .collect();
+    let verbs: Vec<&str> = calls.iter().map(|(a, _)| a[0].as_str()).collect();
     assert_eq!(
         verbs,
         [
-            "config", "get", "get", "get", "create", "create", "wait", "exec", "delete"
+            "config", "get", "get", "create", "get", "create", "create", "wait", "exec", "delete"
         ],
         "{calls:?}"
     );
     assert_eq!(
-        calls[1].0[1..],
-        ["get", "--raw", "/api", "--request-timeout=5s"]
+        calls[1].0,
+        ["get", "--raw", "/api", "--request-timeout=20s"]
     );
+    assert_eq!(calls[2].0, ["get", "pod/web-1", "-n", "shop", "-o", "json"]);
+    // The permissions asked before anything is created: one SelfSubjectAccessReview each.
+    let asked: Value = serde_json::from_str(calls[3].1.as_deref().unwrap()).unwrap();
+    assert_eq!(asked["kind"], "List");
+    let attrs: Vec<String> = asked["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let a = &i["spec"]["resourceAttributes"];
+            format!(
+                "{} {}{} {}",
+                a["verb"].as_str().unwrap(),
+                a["resource"].as_str().unwrap(),
+                a["subresource"]
+                    .as_str()
+                    .map(|s| format!("/{s}"))
+                    .unwrap_or_default(),
+                a["namespace"].as_str().unwrap()
+            )
+        })
+        .collect();
     assert_eq!(
-        calls[2].0[1..],
-        ["get", "pod/web-1", "-n", "shop", "-o", "json"]
+        attrs,
+        [
+            "create pods meshsniff-system",
+            "delete pods meshsniff-system",
+            "create pods/exec meshsniff-system"
+        ]
     );
     let helper = &lab.created_pods()[0];
     round_trips::<api::Pod>(helper);
     assert_eq!(helper["spec"]["nodeName"], "node-a");
     let name = helper["metadata"]["name"].as_str().unwrap();
-    let exec = &calls[7].0;
+    let exec = &calls[8].0;
     assert!(
         exec.contains(&"-i".to_string()) && !exec.contains(&"-t".to_string()),
         "{exec:?}"
@@ -595,7 +655,9 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
     assert_eq!(
         lab.deletes(),
         [format!(
-            "--context=prod-eu delete pod/{name} -n meshsniff-system --wait=false --ignore-not-found"
+            "{} --request-timeout=20s delete pod/{name} -n meshsniff-system --wait=false \
+             --ignore-not-found",
+            globals.join(" ")
         )]
     );
     assert!(
@@ -1292,7 +1354,18 @@ fn names_reach_kubectl_only_as_names() {
             &["--selector=app=web --as=system:admin", "-n", "shop"],
             "label selector",
         ),
-        (&["deploy/web", "-n", "shop"], "only pods can be captured"),
+        (&["svc/web", "-n", "shop"], "cannot capture a svc"),
+        (&["deploy/--as=x", "-n", "shop"], "deployment name `--as=x`"),
+        (&["--as-group=x", "web-1"], "--as-group needs --as"),
+        (
+            &["--request-timeout=--as=x", "web-1"],
+            "--request-timeout `--as=x`",
+        ),
+        (&["-A", "web-1"], "use it with -l SELECTOR"),
+        (
+            &["-A", "-n", "shop", "-l", "app=web"],
+            "-A and -n: choose one",
+        ),
         (&["Web-1", "-n", "shop"], "not a Kubernetes name"),
         (&["--image=--privileged", "web-1"], "--image `--privileged`"),
     ] {
@@ -1804,4 +1877,239 @@ fn help_covers_every_subcommand_and_flag() {
         "what target/release on PATH does"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+impl KubeLab {
+    /// A workload object in the stand-in's store (`objects/deployments.apps/NS/NAME.json`).
+    fn put_workload(&self, resource: &str, kind: &str, ns: &str, name: &str, selector: Value) {
+        let o = json!({"apiVersion": "apps/v1", "kind": kind,
+            "metadata": {"name": name, "namespace": ns}, "spec": {"selector": selector}});
+        let file = self
+            .state
+            .join(format!("objects/{resource}/{ns}/{name}.json"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, o.to_string()).unwrap();
+    }
+
+    fn put_labelled_pod(&self, ns: &str, name: &str, labels: Value) {
+        let mut pod = pod_json(ns, name, "node-a", &"c".repeat(64), labels);
+        pod["status"]["phase"] = json!("Pending");
+        let file = self.state.join(format!("objects/pods/{ns}/{name}.json"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, pod.to_string()).unwrap();
+    }
+}
+
+/// Issue 12: kubectl's target forms. `deploy/NAME` and `sts/NAME` (and their long forms) are
+/// read with their API group, and their pods selected by the workload's own selector
+/// (matchLabels and matchExpressions); `-A` with `-l` lists every namespace. The pods here
+/// are Pending, so each run ends after the lookup: what is asserted is which pods were found
+/// (the "skipped" lines name them) and the exact calls.
+#[test]
+fn workloads_and_all_namespaces_select_pods_as_kubectl_does() {
+    let lab = KubeLab::stand_in_only("workloads");
+    lab.put_workload(
+        "deployments.apps",
+        "Deployment",
+        "shop",
+        "web",
+        json!({"matchLabels": {"app": "web"}}),
+    );
+    lab.put_workload(
+        "statefulsets.apps",
+        "StatefulSet",
+        "shop",
+        "db",
+        json!({"matchLabels": {"app": "db"}}),
+    );
+    lab.put_labelled_pod("shop", "web-1", json!({"app": "web"}));
+    lab.put_labelled_pod("shop", "db-0", json!({"app": "db"}));
+    lab.put_labelled_pod("other", "web-9", json!({"app": "web"}));
+    for (form, resource, sel, pod) in [
+        (
+            "deploy/web",
+            "deployments.apps/web",
+            "app=web",
+            "shop/web-1",
+        ),
+        (
+            "deployment/web",
+            "deployments.apps/web",
+            "app=web",
+            "shop/web-1",
+        ),
+        ("sts/db", "statefulsets.apps/db", "app=db", "shop/db-0"),
+        (
+            "statefulset/db",
+            "statefulsets.apps/db",
+            "app=db",
+            "shop/db-0",
+        ),
+    ] {
+        let before = lab.calls().len();
+        let out = lab.run(&[form, "-n", "shop"]);
+        let err = lines(&out);
+        assert_eq!(out.status.code(), Some(2), "{form}: {err:?}");
+        assert!(
+            err.iter()
+                .any(|l| l.contains(&format!("its pods are -l {sel}"))),
+            "{form}: {err:?}"
+        );
+        assert!(
+            err.iter()
+                .any(|l| l.contains(&format!("skipped: pod {pod}: is Pending"))),
+            "{form}: {err:?}"
+        );
+        assert!(
+            !err.iter().any(|l| l.contains("web-9")),
+            "other namespace: {err:?}"
+        );
+        let calls: Vec<Vec<String>> = lab.calls()[before..].iter().map(|c| c.0.clone()).collect();
+        assert_eq!(
+            calls[2],
+            ["get", resource, "-n", "shop", "-o", "json"],
+            "{form}"
+        );
+        assert_eq!(
+            calls[3],
+            [
+                "get",
+                "pods",
+                &format!("--selector={sel}"),
+                "-n",
+                "shop",
+                "-o",
+                "json"
+            ],
+            "{form}"
+        );
+        assert!(lab.mutating_calls().is_empty(), "{form}");
+    }
+    // A workload that is not there: said as kubectl would, with its kind.
+    let out = lab.run(&["deploy/nope", "-n", "shop"]);
+    assert!(
+        lines(&out)
+            .iter()
+            .any(|l| l.contains("deployment shop/nope not found")),
+        "{:?}",
+        lines(&out)
+    );
+    // -A -l: both namespaces' pods.
+    let before = lab.calls().len();
+    let out = lab.run(&["-A", "-l", "app=web"]);
+    let err = lines(&out);
+    assert!(
+        err.iter().any(|l| l.contains("pod shop/web-1: is Pending"))
+            && err
+                .iter()
+                .any(|l| l.contains("pod other/web-9: is Pending")),
+        "{err:?}"
+    );
+    assert!(
+        err.iter()
+            .any(|l| l.contains("no running pod matches -l app=web in any namespace")),
+        "{err:?}"
+    );
+    assert_eq!(
+        lab.calls()[before + 2].0,
+        [
+            "get",
+            "pods",
+            "--selector=app=web",
+            "--all-namespaces",
+            "-o",
+            "json"
+        ]
+    );
+}
+
+/// Issue 12: release/rbac.yaml is exactly what `kubectl meshsniff rbac` prints (the rules
+/// the code uses, in src/kube/rbac.rs), and every rule names a resource the plugin's calls
+/// touch.
+#[test]
+fn the_shipped_rbac_file_is_the_plugins_own() {
+    let out = Command::new(plugin()).arg("rbac").output().unwrap();
+    assert!(out.status.success());
+    let file = std::fs::read_to_string(common::repo().join("release/rbac.yaml")).unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        file,
+        "release/rbac.yaml is stale: `kubectl-meshsniff rbac > release/rbac.yaml`"
+    );
+    for kind in [
+        "Namespace",
+        "ClusterRole",
+        "Role",
+        "RoleBinding",
+        "ClusterRoleBinding",
+    ] {
+        assert!(file.contains(&format!("kind: {kind}\n")), "{kind}");
+    }
+}
+
+/// Issue 12: a permission the user lacks is named before anything is created (the
+/// SelfSubjectAccessReviews say so), and one refused by a call itself is named from RBAC's
+/// "cannot VERB resource" text, with the user.
+#[test]
+fn a_missing_permission_is_named() {
+    let lab = KubeLab::stand_in_only("rbac");
+    let pod = pod_json(
+        "shop",
+        "web-1",
+        "node-a",
+        &"c".repeat(64),
+        json!({"app": "web"}),
+    );
+    let file = lab.state.join("objects/pods/shop/web-1.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, pod.to_string()).unwrap();
+    let deny = lab.state.join("deny");
+    for (denied, args, says) in [
+        (
+            "delete pods meshsniff-system",
+            &["web-1", "-n", "shop"][..],
+            "missing permission: delete pods in meshsniff-system (see release/rbac.yaml); \
+             nothing was created",
+        ),
+        (
+            "create pods/exec meshsniff-system\ncreate pods meshsniff-system",
+            &["web-1", "-n", "shop"],
+            "missing permission: create pods in meshsniff-system, create pods/exec in \
+             meshsniff-system (see release/rbac.yaml)",
+        ),
+        (
+            "patch pods/ephemeralcontainers shop",
+            &["web-1", "-n", "shop", "--ephemeral"],
+            "missing permission: patch pods/ephemeralcontainers in shop",
+        ),
+        (
+            "get pods shop",
+            &["web-1", "-n", "shop", "--as=dev"],
+            "missing permission: get pods in shop (user dev; see release/rbac.yaml)",
+        ),
+        (
+            "get deployments shop",
+            &["deploy/web", "-n", "shop"],
+            "missing permission: get deployments.apps in shop (user lab-user",
+        ),
+        (
+            "list pods -",
+            &["-A", "-l", "app=web"],
+            "missing permission: list pods (cluster-wide)",
+        ),
+    ] {
+        std::fs::write(&deny, denied).unwrap();
+        let out = lab.run(args);
+        let err = lines(&out);
+        assert_eq!(out.status.code(), Some(2), "{denied}: {err:?}");
+        assert_eq!(err.len(), 1, "{denied}: one line: {err:?}");
+        assert!(err[0].contains(says), "{denied}: {err:?}");
+        assert!(lab.created_pods().is_empty(), "{denied}");
+        assert!(
+            !lab.calls()
+                .iter()
+                .any(|(a, _)| a.iter().any(|x| x == "patch")),
+            "{denied}"
+        );
+    }
 }

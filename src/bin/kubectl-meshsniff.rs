@@ -12,8 +12,9 @@ use clap::Parser;
 use meshsniff::kube::cluster::{self, ContextInfo, KubeconfigSource};
 use meshsniff::kube::manifest::{self, CaptureOpts, Helper};
 use meshsniff::kube::merge::{BlockReader, Merger};
+use meshsniff::kube::target::TargetArg;
 use meshsniff::kube::target::{self, PodTarget};
-use meshsniff::kube::{KubeError, Kubectl, checks, diagnose};
+use meshsniff::kube::{GlobalFlags, KubeError, Kubectl, checks, diagnose, rbac};
 use serde_json::{Value, json};
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -34,9 +35,12 @@ const EXIT_PARTIAL: u8 = 3;
     after_help = concat!(
         "Examples:\n  kubectl meshsniff web-7d9f -n shop\n  kubectl meshsniff pod/web-7d9f -n shop \
          --format jsonl\n  kubectl meshsniff -l app=web -n shop -o web.pcapng --duration 2m\n  \
+         kubectl meshsniff deploy/web -n shop   every pod of the deployment (sts/, ds/, rs/ too)\n  \
+         kubectl meshsniff -A -l app=web --as=dev   every namespace, as user dev\n  \
          kubectl meshsniff web-7d9f -n shop -f 'tcp port 8080' --wireshark\n  kubectl meshsniff \
          web-7d9f -n shop -o - | tshark -r -\n  kubectl meshsniff gc            delete helpers \
-         left behind (expired)\n\nEvery flag and name is checked before anything is created \
+         left behind (expired)\n  kubectl meshsniff rbac > rbac.yaml   the permissions it \
+         needs (release/rbac.yaml)\n\nEvery flag and name is checked before anything is created \
          (exit 2); a named interface is checked in the pod before the capture starts.\n\n",
         "Install: `cargo install --path .` (both binaries, kubectl-meshsniff and meshsniff, into \
          ~/.cargo/bin) or the release archive (krew). Do not put target/release on PATH: cargo \
@@ -56,16 +60,93 @@ struct Cli {
 enum Sub {
     /// Delete meshsniff helper pods that outlived their expiry (or all with --all).
     Gc(GcArgs),
+    /// Print the RBAC objects the plugin needs, exactly (release/rbac.yaml): apply as admin.
+    Rbac,
+}
+
+/// kubectl's global flags, passed on to every kubectl call (each as one `--flag=VALUE`).
+#[derive(clap::Args, Debug, Clone)]
+struct KubeArgs {
+    /// The kubeconfig context to use (passed to kubectl).
+    #[arg(long)]
+    context: Option<String>,
+    /// The kubeconfig file (passed to kubectl; KUBECONFIG works too).
+    #[arg(long)]
+    kubeconfig: Option<String>,
+    /// The kubeconfig cluster to use (passed to kubectl).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// The kubeconfig user to use (passed to kubectl).
+    #[arg(long)]
+    user: Option<String>,
+    /// Impersonate this user (passed to kubectl).
+    #[arg(long = "as", value_name = "USER")]
+    as_user: Option<String>,
+    /// Impersonate this group, repeatable (passed to kubectl).
+    #[arg(long = "as-group", value_name = "GROUP")]
+    as_group: Vec<String>,
+    /// Impersonate this UID (passed to kubectl).
+    #[arg(long = "as-uid", value_name = "UID")]
+    as_uid: Option<String>,
+    /// Bound on each API request (passed to every kubectl call but the capture stream, which
+    /// lasts --duration).
+    #[arg(long = "request-timeout", value_name = "DURATION")]
+    request_timeout: Option<String>,
+}
+
+impl KubeArgs {
+    /// Checked before kubectl sees them.
+    fn check(&self) -> Result<()> {
+        check_global(self.context.as_deref(), self.kubeconfig.as_deref())?;
+        let msg = anyhow::Error::msg;
+        for (flag, v) in [
+            ("cluster", &self.cluster),
+            ("user", &self.user),
+            ("as", &self.as_user),
+            ("as-uid", &self.as_uid),
+        ] {
+            if let Some(v) = v {
+                checks::kubectl_text_flag(flag, v).map_err(msg)?;
+            }
+        }
+        for g in &self.as_group {
+            checks::kubectl_text_flag("as-group", g).map_err(msg)?;
+        }
+        if !self.as_group.is_empty() && self.as_user.is_none() {
+            bail!("--as-group needs --as (kubectl impersonates groups only with a user)");
+        }
+        if let Some(t) = &self.request_timeout {
+            checks::request_timeout(t).map_err(msg)?;
+        }
+        Ok(())
+    }
+
+    fn kubectl(&self) -> Kubectl {
+        Kubectl::with(&GlobalFlags {
+            context: self.context.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            cluster: self.cluster.clone(),
+            user: self.user.clone(),
+            as_user: self.as_user.clone(),
+            as_groups: self.as_group.clone(),
+            as_uid: self.as_uid.clone(),
+            request_timeout: self.request_timeout.clone(),
+        })
+    }
 }
 
 #[derive(clap::Args, Debug)]
 struct Args {
     /// The pod to capture: NAME or pod/NAME (also pods/NAME, po/NAME; a pod named like a
-    /// subcommand, e.g. gc, as pod/gc). Or `-l SELECTOR` for several.
+    /// subcommand, e.g. gc, as pod/gc); or a workload's pods: deploy/NAME, sts/NAME, ds/NAME,
+    /// rs/NAME (by its selector). Or `-l SELECTOR` for several.
     pod: Option<String>,
     /// The pod's namespace (default: the context's namespace).
     #[arg(short = 'n', long)]
     namespace: Option<String>,
+    /// With -l: select pods in every namespace.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
     /// The container whose network namespace to enter (default: the first that is not
     /// istio-proxy; all of a pod's containers share one network namespace).
     #[arg(short = 'c', long)]
@@ -108,12 +189,8 @@ struct Args {
     /// How long the helper may take to start.
     #[arg(long, default_value = "120s", value_parser = meshsniff::cli::parse_duration)]
     start_timeout: Duration,
-    /// The kubeconfig context to use (passed to kubectl).
-    #[arg(long)]
-    context: Option<String>,
-    /// The kubeconfig file (passed to kubectl; KUBECONFIG works too).
-    #[arg(long)]
-    kubeconfig: Option<String>,
+    #[command(flatten)]
+    kube: KubeArgs,
     /// Verdict profile: istio (sidecar conventions), strict, none.
     #[arg(long, default_value = "istio")]
     profile: String,
@@ -137,12 +214,8 @@ struct GcArgs {
     /// Delete every meshsniff helper pod, expired or not (also those of a capture running now).
     #[arg(long)]
     all: bool,
-    /// The kubeconfig context to use (passed to kubectl).
-    #[arg(long)]
-    context: Option<String>,
-    /// The kubeconfig file (passed to kubectl; KUBECONFIG works too).
-    #[arg(long)]
-    kubeconfig: Option<String>,
+    #[command(flatten)]
+    kube: KubeArgs,
 }
 
 fn now() -> u64 {
@@ -198,6 +271,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Sub::Gc(args)) => gc(args),
+        Some(Sub::Rbac) => {
+            print!("{}", rbac::yaml(None));
+            Ok(0)
+        }
         None => run(cli.args),
     };
     match result {
@@ -210,12 +287,12 @@ fn main() -> ExitCode {
 }
 
 fn gc(args: GcArgs) -> Result<u8> {
-    check_global(args.context.as_deref(), args.kubeconfig.as_deref())?;
-    let kubectl = Kubectl::new(args.context.as_deref(), args.kubeconfig.as_deref());
+    args.kube.check()?;
+    let kubectl = args.kube.kubectl();
     connect(
         &kubectl,
-        args.context.as_deref(),
-        args.kubeconfig.as_deref(),
+        args.kube.context.as_deref(),
+        args.kube.kubeconfig.as_deref(),
     )?;
     let selector = format!("--selector={}=meshsniff", manifest::MANAGED_BY);
     let list = kubectl
@@ -308,13 +385,13 @@ fn check_global(context: Option<&str>, kubeconfig: Option<&str>) -> Result<()> {
 
 /// Every flag and name that can be checked on this machine, before the first kubectl call:
 /// each one the helper, the analyzer or the API server would refuse later is refused here,
-/// with nothing created (exit 2). Returns the pod's name (`pod/NAME` accepted).
-fn check_flags(args: &Args) -> Result<Option<String>> {
+/// with nothing created (exit 2). Returns the target (`pod/NAME`, `deploy/NAME`… accepted).
+fn check_flags(args: &Args) -> Result<Option<TargetArg>> {
     let msg = anyhow::Error::msg;
     let pod = args
         .pod
         .as_deref()
-        .map(checks::pod_arg)
+        .map(checks::target_arg)
         .transpose()
         .map_err(msg)?;
     if let Some(n) = &args.namespace {
@@ -326,7 +403,18 @@ fn check_flags(args: &Args) -> Result<Option<String>> {
     if let Some(sel) = &args.selector {
         checks::label_selector(sel).map_err(msg)?;
     }
-    check_global(args.context.as_deref(), args.kubeconfig.as_deref())?;
+    args.kube.check()?;
+    if args.all_namespaces {
+        if args.selector.is_none() {
+            bail!(
+                "-A selects pods in every namespace by label: use it with -l SELECTOR (a name \
+                 is looked up in one namespace, -n)"
+            );
+        }
+        if args.namespace.is_some() {
+            bail!("-A and -n: choose one (every namespace, or one)");
+        }
+    }
     checks::interface_name(&args.interface).map_err(msg)?;
     if let Some(f) = &args.filter {
         checks::capture_filter(f, &args.interface).map_err(msg)?;
@@ -415,11 +503,11 @@ fn run(args: Args) -> Result<u8> {
         );
     }
     let pod = check_flags(&args)?;
-    let kubectl = Kubectl::new(args.context.as_deref(), args.kubeconfig.as_deref());
+    let kubectl = args.kube.kubectl();
     let info = connect(
         &kubectl,
-        args.context.as_deref(),
-        args.kubeconfig.as_deref(),
+        args.kube.context.as_deref(),
+        args.kube.kubeconfig.as_deref(),
     )?;
     let ns = match (&args.namespace, &info.namespace) {
         (Some(n), _) => n.clone(),
@@ -429,27 +517,51 @@ fn run(args: Args) -> Result<u8> {
         }
         (None, None) => "default".to_string(),
     };
+    let select = |sel: &str, what: &str| -> Result<Vec<PodTarget>> {
+        let selector = format!("--selector={sel}");
+        let mut get = vec!["pods", selector.as_str()];
+        if args.all_namespaces {
+            get.push("--all-namespaces");
+        } else {
+            get.extend(["-n", &ns]);
+        }
+        let list = kubectl
+            .get_json(&get)?
+            .unwrap_or_else(|| json!({"items": []}));
+        let (ok, skipped) = target::list_targets(&list, args.container.as_deref());
+        for s in &skipped {
+            eprintln!("kubectl meshsniff: skipped: {s}");
+        }
+        if ok.is_empty() {
+            let place = if args.all_namespaces {
+                "any namespace".to_string()
+            } else {
+                format!("namespace {ns}")
+            };
+            bail!("no running pod matches {what} in {place}");
+        }
+        Ok(ok)
+    };
     let targets: Vec<PodTarget> = match (&pod, &args.selector) {
-        (Some(pod), _) => {
+        (Some(TargetArg::Pod(pod)), _) => {
             // `pod/NAME`: a name kubectl cannot read as anything but a pod's.
             let json = kubectl
                 .get_json(&[&format!("pod/{pod}"), "-n", &ns])?
                 .with_context(|| format!("pod {ns}/{pod} not found (is -n right?)"))?;
             vec![target::pod_target(&json, args.container.as_deref())?]
         }
-        (None, Some(sel)) => {
-            let list = kubectl
-                .get_json(&["pods", &format!("--selector={sel}"), "-n", &ns])?
-                .unwrap_or_else(|| json!({"items": []}));
-            let (ok, skipped) = target::list_targets(&list, args.container.as_deref());
-            for s in &skipped {
-                eprintln!("kubectl meshsniff: skipped: {s}");
-            }
-            if ok.is_empty() {
-                bail!("no running pod matches -l {sel} in namespace {ns}");
-            }
-            ok
+        (Some(TargetArg::Workload { kind, name }), _) => {
+            let json = kubectl
+                .get_json(&[&format!("{}/{name}", kind.resource()), "-n", &ns])?
+                .with_context(|| format!("{} {ns}/{name} not found (is -n right?)", kind.kind()))?;
+            let sel = target::workload_selector(&json)?;
+            eprintln!(
+                "kubectl meshsniff: {} {ns}/{name}: its pods are -l {sel}",
+                kind.kind()
+            );
+            select(&sel, &format!("{} {name}'s selector ({sel})", kind.kind()))?
         }
+        (None, Some(sel)) => select(sel, &format!("-l {sel}"))?,
         (None, None) => unreachable!("checked above"),
     };
     for t in &targets {
@@ -473,6 +585,13 @@ fn run(args: Args) -> Result<u8> {
         duration_secs: args.duration.as_secs().max(1),
         count: args.count,
     };
+    // Asked before anything is created: a helper that could be created but not deleted, or
+    // not streamed from, must not be made at all.
+    let namespaces: Vec<&str> = targets.iter().map(|t| t.namespace.as_str()).collect();
+    let missing = kubectl.missing(&rbac::needed_before_create(args.ephemeral, &namespaces));
+    if !missing.is_empty() {
+        bail!("{}; nothing was created", rbac::missing_message(&missing));
+    }
     let mut cleanup = Cleanup {
         kubectl: kubectl.clone(),
         pods: Vec::new(),
@@ -673,7 +792,12 @@ fn wait_ready(kubectl: &Kubectl, name: &str, timeout: Duration) -> Result<()> {
         if meshsniff::capture::stop_requested() {
             bail!("interrupted while the helper pod was starting");
         }
-        let Err(e) = waited else { return Ok(()) };
+        let e = match waited {
+            Ok(_) => return Ok(()),
+            // Waiting longer does not give a permission.
+            Err(e @ KubeError::Forbidden { .. }) => return Err(e.into()),
+            Err(e) => e,
+        };
         let status = kubectl
             .get_json(&[&pod, "-n", manifest::NAMESPACE])
             .ok()
@@ -860,7 +984,7 @@ fn stream(
     let mut streams = Vec::new();
     for (label, argv) in execs {
         let mut child = kubectl
-            .command(argv)
+            .stream_command(argv)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -947,6 +1071,11 @@ fn stream(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .join("\n  ");
+            // kubectl's RBAC refusal of the exec, named as a permission.
+            let said = match rbac::parse_forbidden(&said) {
+                Some((need, user)) => rbac::forbidden_message(&need, &user),
+                None => said,
+            };
             dropped.push(format!("{} ({st}): {said}", s.label));
         }
     }

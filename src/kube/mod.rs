@@ -3,7 +3,8 @@
 //! `delete --wait=false`), so every auth plugin and kubeconfig works. This module reads pods
 //! (`target`), writes the helper's manifests (`manifest`), checks every flag and name before
 //! anything is created (`checks`), names what is wrong with the kubeconfig or the cluster in
-//! one line (`cluster`), explains a helper that does not start (`diagnose`) and merges several helpers' pcapng streams into one (`merge`). The
+//! one line (`cluster`), explains a helper that does not start (`diagnose`), merges several
+//! helpers' pcapng streams into one (`merge`) and names a missing permission (`rbac`). The
 //! orchestration (signals, streams, cleanup) is in the `kubectl-meshsniff` binary.
 
 pub mod checks;
@@ -12,9 +13,10 @@ pub mod diagnose;
 pub mod kubectl;
 pub mod manifest;
 pub mod merge;
+pub mod rbac;
 pub mod target;
 
-pub use kubectl::{KubeError, Kubectl};
+pub use kubectl::{GlobalFlags, KubeError, Kubectl};
 
 /// The array at JSON pointer `path` (`/status/containerStatuses`, `/items`…), empty when absent:
 /// API objects leave empty lists out.
