@@ -127,6 +127,7 @@ fn manifests_are_valid_kubernetes_objects_with_every_promised_field() {
         node: "node-a".into(),
         image: "registry.example/meshsniff:1".into(),
         duration_secs: 60,
+        start_secs: 120,
         now: 1_900_000_000,
     };
     let pod = round_trips::<api::Pod>(&manifest::helper_pod(&h, &[&t]));
@@ -137,7 +138,7 @@ fn manifests_are_valid_kubernetes_objects_with_every_promised_field() {
     assert_eq!(meta["labels"][manifest::SESSION], "0badcafe");
     assert_eq!(
         meta["labels"][manifest::EXPIRES],
-        (1_900_000_000u64 + 60 + manifest::GRACE_SECS).to_string()
+        (1_900_000_000u64 + 60 + 120 + manifest::GRACE_SECS).to_string()
     );
     assert_eq!(meta["labels"][manifest::MANAGED_BY], "meshsniff");
     assert_eq!(spec["nodeName"], "node-a");
@@ -147,7 +148,10 @@ fn manifests_are_valid_kubernetes_objects_with_every_promised_field() {
         "tolerates every taint"
     );
     assert_eq!(spec["hostPID"], true);
-    assert_eq!(spec["activeDeadlineSeconds"], 60 + manifest::GRACE_SECS);
+    assert_eq!(
+        spec["activeDeadlineSeconds"],
+        60 + 120 + manifest::GRACE_SECS
+    );
     assert_eq!(spec["restartPolicy"], "Never");
     let c = &spec["containers"][0];
     assert_eq!(c["securityContext"]["privileged"], true);
@@ -178,7 +182,7 @@ fn manifests_are_valid_kubernetes_objects_with_every_promised_field() {
     );
     assert_eq!(
         e["command"][3],
-        (60 + manifest::GRACE_SECS).to_string(),
+        (60 + 120 + manifest::GRACE_SECS).to_string(),
         "it ends by itself"
     );
 
@@ -211,7 +215,7 @@ fn manifests_are_valid_kubernetes_objects_with_every_promised_field() {
     );
     assert!(manifest::is_expired(
         &pod,
-        1_900_000_000 + 60 + manifest::GRACE_SECS
+        1_900_000_000 + 60 + 120 + manifest::GRACE_SECS
     ));
     assert!(!manifest::is_expired(&pod, 1_900_000_000));
 }
@@ -596,11 +600,24 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
             (rest, stdin)
         })
         .collect();
+    // During the capture the target is looked at every few seconds (is it still there?).
+    let exec_at = calls.iter().position(|(a, _)| a[0] == "exec").unwrap();
+    let (before, after) = calls.split_at(exec_at + 1);
+    let polls = after
+        .iter()
+        .filter(|(a, _)| a[..] == ["get", "pod/web-1", "-n", "shop", "-o", "json"])
+        .count();
+    assert!(
+        (1..=3).contains(&polls),
+        "5 s, one look every 3 s: {calls:?}"
+    );
+    let mut calls = before.to_vec();
+    calls.extend(after.iter().filter(|(a, _)| a[0] != "get").cloned());
     let verbs: Vec<&str> = calls.iter().map(|(a, _)| a[0].as_str()).collect();
     assert_eq!(
         verbs,
         [
-            "config", "get", "get", "create", "get", "create", "create", "wait", "exec", "delete"
+            "config", "get", "get", "get", "create", "create", "create", "wait", "exec", "delete"
         ],
         "{calls:?}"
     );
@@ -610,7 +627,11 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
     );
     assert_eq!(calls[2].0, ["get", "pod/web-1", "-n", "shop", "-o", "json"]);
     // The permissions asked before anything is created: one SelfSubjectAccessReview each.
-    let asked: Value = serde_json::from_str(calls[3].1.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        calls[3].0,
+        ["get", "namespace", "meshsniff-system", "-o", "json"]
+    );
+    let asked: Value = serde_json::from_str(calls[4].1.as_deref().unwrap()).unwrap();
     assert_eq!(asked["kind"], "List");
     let attrs: Vec<String> = asked["items"]
         .as_array()
@@ -626,13 +647,14 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
                     .as_str()
                     .map(|s| format!("/{s}"))
                     .unwrap_or_default(),
-                a["namespace"].as_str().unwrap()
+                a["namespace"].as_str().unwrap_or("(cluster)")
             )
         })
         .collect();
     assert_eq!(
         attrs,
         [
+            "create namespaces (cluster)",
             "create pods meshsniff-system",
             "delete pods meshsniff-system",
             "create pods/exec meshsniff-system"
@@ -1008,6 +1030,7 @@ fn gc_deletes_expired_helpers_only() {
         node: "node-a".into(),
         image: "x".into(),
         duration_secs: 60,
+        start_secs: 120,
         now: 1_000_000_000,
     };
     let target = some_target();

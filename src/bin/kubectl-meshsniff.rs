@@ -587,8 +587,29 @@ fn run(args: Args) -> Result<u8> {
     };
     // Asked before anything is created: a helper that could be created but not deleted, or
     // not streamed from, must not be made at all.
+    // The helper namespace is looked at first: when it is missing, creating it is one more
+    // permission to have (and the roles bound in it cannot exist yet).
+    let helper_ns = if args.ephemeral {
+        None
+    } else {
+        Some(kubectl.get_json(&["namespace", manifest::NAMESPACE])?)
+    };
     let namespaces: Vec<&str> = targets.iter().map(|t| t.namespace.as_str()).collect();
-    let missing = kubectl.missing(&rbac::needed_before_create(args.ephemeral, &namespaces));
+    let mut needs = rbac::needed_before_create(args.ephemeral, &namespaces);
+    if matches!(helper_ns, Some(None)) {
+        needs.insert(0, rbac::Need::new("create", "namespaces", None));
+    }
+    let missing = kubectl.missing(&needs);
+    if missing.iter().any(|n| n.resource == "namespaces") {
+        bail!(
+            "namespace {ns} does not exist and you may not create it ({}): an admin applies \
+             {file}, which creates it (Pod Security privileged) with the roles the plugin needs; \
+             nothing was created",
+            rbac::missing_message(&missing),
+            ns = manifest::NAMESPACE,
+            file = rbac::RBAC_FILE
+        );
+    }
     if !missing.is_empty() {
         bail!("{}; nothing was created", rbac::missing_message(&missing));
     }
@@ -596,10 +617,20 @@ fn run(args: Args) -> Result<u8> {
         kubectl: kubectl.clone(),
         pods: Vec::new(),
     };
+    let began = Instant::now();
     let places: Vec<Place> = if args.ephemeral {
         start_ephemeral(&kubectl, &targets, &args, &session, &opts)?
     } else {
-        start_helpers(&kubectl, &targets, &args, &session, &opts, &mut cleanup)?
+        let existing = helper_ns.flatten();
+        start_helpers(
+            &kubectl,
+            &targets,
+            &args,
+            &session,
+            &opts,
+            existing,
+            &mut cleanup,
+        )?
     };
     // A named interface exists or not only in the pod: asked there (cheap, nothing captured)
     // before any capture starts; a missing one is exit 2 and the guard deletes the helpers.
@@ -622,12 +653,15 @@ fn run(args: Args) -> Result<u8> {
         eprintln!("kubectl meshsniff: interrupted before the capture started");
         return Ok(EXIT_ERROR);
     }
-    let code = stream(&kubectl, &execs, &args, saved)?;
+    let code = stream(&kubectl, &execs, &targets, &args, saved)?;
     cleanup.run();
     if args.ephemeral {
+        let left = (args.start_timeout + args.duration + Duration::from_secs(manifest::GRACE_SECS))
+            .saturating_sub(began.elapsed());
         eprintln!(
             "kubectl meshsniff: the ephemeral container stays in the pod spec (Kubernetes cannot \
-             remove one); it ended with the capture"
+             remove one); its capture has ended, and its idle process ends by itself within {}s",
+            left.as_secs()
         );
     }
     Ok(code)
@@ -698,9 +732,10 @@ fn start_helpers(
     args: &Args,
     session: &str,
     opts: &CaptureOpts,
+    existing_ns: Option<Value>,
     cleanup: &mut Cleanup,
 ) -> Result<Vec<Place>> {
-    match kubectl.get_json(&["namespace", manifest::NAMESPACE])? {
+    match existing_ns {
         None => match kubectl.create(&manifest::namespace()) {
             Ok(()) => eprintln!(
                 "kubectl meshsniff: created namespace {}",
@@ -729,6 +764,7 @@ fn start_helpers(
             node: node.to_string(),
             image: args.image.clone(),
             duration_secs: opts.duration_secs,
+            start_secs: args.start_timeout.as_secs(),
             now: now(),
         };
         let on_node: Vec<&PodTarget> = targets.iter().filter(|t| t.node == *node).collect();
@@ -847,6 +883,7 @@ fn start_ephemeral(
             node: t.node.clone(),
             image: args.image.clone(),
             duration_secs: opts.duration_secs,
+            start_secs: args.start_timeout.as_secs(),
             now: now(),
         };
         let patch = json!({"spec": {"ephemeralContainers": [manifest::ephemeral_container(&h)]}});
@@ -926,6 +963,7 @@ fn start_ephemeral(
 fn stream(
     kubectl: &Kubectl,
     execs: &[(String, Vec<String>)],
+    targets: &[PodTarget],
     args: &Args,
     saved: Option<std::fs::File>,
 ) -> Result<u8> {
@@ -1012,6 +1050,7 @@ fn stream(
         });
     }
     let pumps = start_pumps(&mut streams, fanout.clone())?;
+    let gone = watch_targets(kubectl, targets);
     // Wait for the streams to end or for a stop; a status line on a terminal meanwhile.
     let mut stopped = false;
     let status = io::stderr().is_terminal();
@@ -1035,6 +1074,18 @@ fn stream(
         if meshsniff::capture::stop_requested() && !stopped {
             stopped = true;
             eprintln!("kubectl meshsniff: stopping");
+            for s in &mut streams {
+                let _ = s.child.kill();
+            }
+        }
+        // A target that is gone never sends again: the helper would capture nothing until
+        // --duration (its network namespace lives on while the helper holds it).
+        let why = gone.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if !why.is_empty() && !stopped {
+            stopped = true;
+            for w in &why {
+                eprintln!("kubectl meshsniff: {w}; stopping the capture");
+            }
             for s in &mut streams {
                 let _ = s.child.kill();
             }
@@ -1110,9 +1161,10 @@ fn stream(
         }
         None => 0,
     };
+    let target_gone = !gone.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
     if refused {
         code = EXIT_ERROR;
-    } else if (!dropped.is_empty() || !pump_errors.is_empty()) && code != 1 {
+    } else if (!dropped.is_empty() || !pump_errors.is_empty() || target_gone) && code != 1 {
         code = EXIT_PARTIAL;
     }
     if bytes == 0 && !stopped {
@@ -1120,6 +1172,34 @@ fn stream(
     }
     Ok(code)
 }
+
+/// Every few seconds, is each target pod still there? What is said of those that are not
+/// (deleted, replaced by a pod of the same name, ended); a read that fails says nothing.
+fn watch_targets(kubectl: &Kubectl, targets: &[PodTarget]) -> Arc<Mutex<Vec<String>>> {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let (k, ts, said) = (kubectl.clone(), targets.to_vec(), out.clone());
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(TARGET_POLL);
+            for t in &ts {
+                let now = match k.get_json(&[&format!("pod/{}", t.name), "-n", &t.namespace]) {
+                    Ok(p) => p,
+                    Err(_) => continue,
+                };
+                if let Some(why) = target::gone(t, now.as_ref()) {
+                    said.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!("target pod {}/{} {why}", t.namespace, t.name));
+                    return;
+                }
+            }
+        }
+    });
+    out
+}
+
+/// How often the targets are looked at during a capture.
+const TARGET_POLL: Duration = Duration::from_secs(3);
 
 type Pump = std::thread::JoinHandle<Result<(), String>>;
 

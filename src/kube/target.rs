@@ -100,6 +100,8 @@ pub fn workload_selector(workload: &Value) -> Result<String, KubeError> {
 pub struct PodTarget {
     pub namespace: String,
     pub name: String,
+    /// `metadata.uid`: a pod re-created under the same name is another pod.
+    pub uid: String,
     pub node: String,
     /// The container whose ID the helper looks for in `/proc/*/cgroup`.
     pub container: String,
@@ -170,6 +172,7 @@ pub fn pod_target(pod: &Value, container: Option<&str>) -> Result<PodTarget, Kub
         .to_string();
     crate::capture::target::container_id(&container_id).map_err(|e| bad(e.to_string()))?;
     Ok(PodTarget {
+        uid: s(pod, &["metadata", "uid"]).unwrap_or_default().to_string(),
         namespace,
         name,
         node,
@@ -181,6 +184,22 @@ pub fn pod_target(pod: &Value, container: Option<&str>) -> Result<PodTarget, Kub
             .unwrap_or(false),
         has_istio_proxy,
     })
+}
+
+/// Why a target being captured can no longer be (`None`: it still runs): deleted (not
+/// found, or another pod of the same name), or ended (phase Succeeded or Failed).
+pub fn gone(t: &PodTarget, now: Option<&Value>) -> Option<String> {
+    let Some(pod) = now else {
+        return Some("was deleted".into());
+    };
+    let uid = s(pod, &["metadata", "uid"]).unwrap_or_default();
+    if !t.uid.is_empty() && uid != t.uid {
+        return Some("was deleted (a new pod has its name)".into());
+    }
+    match s(pod, &["status", "phase"]) {
+        Some(p @ ("Succeeded" | "Failed")) => Some(format!("ended ({p})")),
+        _ => None,
+    }
 }
 
 /// Every pod of a `kubectl get pods -l … -o json` list that can be captured, and why the
@@ -218,5 +237,24 @@ mod tests {
             json!({"kind": "Deployment", "metadata": {"name": "all"}, "spec": {"selector": {}}});
         let e = super::workload_selector(&empty).unwrap_err().to_string();
         assert!(e.contains("Deployment all has an empty selector"), "{e}");
+    }
+
+    #[test]
+    fn a_target_is_gone_when_deleted_replaced_or_ended() {
+        let pod = |uid: &str, phase: &str| {
+            json!({"metadata": {"name": "web-1", "namespace": "shop", "uid": uid},
+                   "spec": {"nodeName": "n", "containers": [{"name": "web"}]},
+                   "status": {"phase": phase, "containerStatuses": [{"name": "web",
+                   "containerID": format!("containerd://{}", "a".repeat(64))}]}})
+        };
+        let t = super::pod_target(&pod("u1", "Running"), None).unwrap();
+        assert_eq!(t.uid, "u1");
+        assert_eq!(super::gone(&t, Some(&pod("u1", "Running"))), None);
+        assert_eq!(super::gone(&t, None).as_deref(), Some("was deleted"));
+        assert!(super::gone(&t, Some(&pod("u2", "Running"))).is_some());
+        assert_eq!(
+            super::gone(&t, Some(&pod("u1", "Failed"))).as_deref(),
+            Some("ended (Failed)")
+        );
     }
 }
