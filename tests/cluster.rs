@@ -481,6 +481,58 @@ impl<'a> Ns<'a> {
         }
     }
 
+    /// Only the cluster-wide part (for when meshsniff-system, where the Role lives, is gone).
+    fn bind_rbac_cluster_wide(&mut self, group: &str) {
+        let all = rbac_copy(&self.name, group, None);
+        let y: Vec<&str> = all
+            .split("---\n")
+            .filter(|d| !d.contains(&format!("namespace: {}", manifest::NAMESPACE)))
+            .collect::<Vec<_>>();
+        let y = y.join("---\n");
+        self.c.apply(&y);
+        self.rbac.push(y);
+    }
+
+    /// Waits until the API server's RBAC denies `user` what a new role left out.
+    fn until_denied(&self, user: &str, group: &str, verb: &str, r: &meshsniff::kube::rbac::Rule) {
+        let (res, sub) = match r.resource.split_once('/') {
+            Some((a, b)) => (a.to_string(), Some(b)),
+            None => (r.resource.to_string(), None),
+        };
+        let res = if r.group.is_empty() {
+            res
+        } else {
+            format!("{res}.{}", r.group)
+        };
+        let mut args = vec![
+            "auth".to_string(),
+            "can-i".into(),
+            verb.into(),
+            res,
+            format!("--as={user}"),
+            format!("--as-group={group}"),
+        ];
+        if let Some(sub) = sub {
+            args.push(format!("--subresource={sub}"));
+        }
+        match r.scope {
+            meshsniff::kube::rbac::Scope::Helper => {
+                args.push(format!("-n={}", manifest::NAMESPACE))
+            }
+            _ if r.resource == "namespaces" => {}
+            _ => args.push(format!("-n={}", self.name)),
+        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let start = Instant::now();
+        while String::from_utf8_lossy(&self.c.try_k(&a, None).stdout).trim() != "no" {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "RBAC still allows {args:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -757,11 +809,7 @@ fn a_selector_merges_two_real_pods_into_one_pcapng_with_an_interface_each() {
         seen[1].starts_with(&format!("{}/web-2:", ns.name)) && seen[1].ends_with("\t/two"),
         "{seen:?}"
     );
-    assert_eq!(
-        c.helpers_of(&ns.name).len(),
-        0,
-        "one helper for the node, deleted"
-    );
+
     c.helpers_gone(&ns.name, Duration::from_secs(30));
 }
 
@@ -985,7 +1033,7 @@ fn a_user_who_may_not_create_the_namespace_is_told_so() {
         "--wait=true",
         "--timeout=90s",
     ]);
-    ns.bind_rbac(&group, None);
+    ns.bind_rbac_cluster_wide(&group);
     let out = c
         .plugin(&["web-1", "-n", &ns.name, "--duration", "5s"])
         .env("KUBECONFIG", &user)
@@ -1102,7 +1150,8 @@ fn each_verb_removed_from_release_rbac_yaml_is_named() {
         );
     }
     let group = format!("{}-g", ns.name);
-    let Some(user) = c.user(&ns.dir, &format!("{}-u", ns.name), &[&group]) else {
+    let user_name = format!("{}-u", ns.name);
+    let Some(user) = c.user(&ns.dir, &user_name, &[&group]) else {
         common::skip(
             t,
             "the cluster's CA key is not in /var/lib/meshsniff-cluster/pki",
@@ -1130,6 +1179,7 @@ fn each_verb_removed_from_release_rbac_yaml_is_named() {
             }
             seen.push((r.resource, *verb, args.clone()));
             ns.bind_rbac(&group, Some((r.resource, verb)));
+            ns.until_denied(&user_name, &group, verb, r);
             let out = c.plugin(&args).env("KUBECONFIG", &user).output().unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
             let group_of = if r.group.is_empty() {
@@ -1241,13 +1291,20 @@ fn a_target_deleted_mid_capture_ends_it_and_the_helper_is_deleted() {
     let start = Instant::now();
     let code = run.exit(Duration::from_secs(60));
     let err = run.stderr();
-    assert_eq!(code, Some(3), "{err}");
-    assert!(
-        err.contains(&format!(
-            "target pod {}/web-1 was deleted; stopping the capture",
-            ns.name
-        )),
-        "{err}"
+    // The GET before is a finding: exit 1 (findings outrank "ended early", 3).
+    assert_eq!(code, Some(1), "{err}");
+    let noticed = err.contains(&format!(
+        "target pod {}/web-1 was deleted; stopping the capture",
+        ns.name
+    ));
+    assert!(noticed || err.contains("ended early"), "{err}");
+    eprintln!(
+        "target deleted: {}",
+        if noticed {
+            "the plugin's look at the target stopped it"
+        } else {
+            "the stream ended by itself"
+        }
     );
     assert!(
         !flows(&run.stdout()).is_empty(),
@@ -1359,11 +1416,10 @@ fn a_kubelet_restart_mid_stream_is_reported_and_the_helper_deleted() {
             "survived; stopped with SIGINT"
         }
     );
+    // The GET before is a finding: exit 1 either way (findings outrank "ended early", 3).
+    assert_eq!(code, Some(1), "{err}");
     if ended {
-        assert_eq!(code, Some(3), "{err}");
         assert!(err.contains("ended early"), "{err}");
-    } else {
-        assert_eq!(code, Some(1), "{err}");
     }
     assert!(err.contains("deleted helper pod"), "{err}");
     c.k(&[
@@ -1414,12 +1470,8 @@ fn a_sigkilled_plugin_leaves_a_helper_that_its_deadline_ends_and_gc_removes() {
     );
     // gc leaves a helper that has not expired.
     let out = c.plugin(&["gc"]).output().unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("0 helper pod(s) deleted")
-            || !String::from_utf8_lossy(&out.stdout).contains(&name),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !said.contains(&name), "{said}");
     let ended = loop {
         let p = c.json(&["get", &format!("pod/{name}"), "-n", manifest::NAMESPACE]);
         let phase = p["status"]["phase"].as_str().unwrap_or("").to_string();
@@ -1785,7 +1837,7 @@ fn kubectls_global_flags_reach_the_real_api() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.code() == Some(2) && err.contains("127.0.0.1:9"),
+        out.status.code() == Some(2) && err.contains("refused the connection"),
         "{err}"
     );
     // --user names a user the kubeconfig does not have: no credentials.
