@@ -97,7 +97,7 @@ pub const RULES: &[Rule] = &[
         resource: "pods/exec",
         verbs: &["create", "get"],
         names: &[],
-        why: "the capture stream (exec -i; get for the WebSocket upgrade, create since 1.35)",
+        why: "the capture stream (exec -i: a WebSocket GET; refused, kubectl falls back to SPDY, a POST: create)",
     },
     Rule {
         scope: Scope::Helper,
