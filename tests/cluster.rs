@@ -369,6 +369,11 @@ fn rbac_copy(prefix: &str, group: &str, drop: Option<(&str, &str)>) -> String {
         .replace("name: meshsniff\n", &format!("name: {prefix}\n"))
 }
 
+/// The web server, named in full (not left to the image's default command).
+fn web_command() -> Value {
+    json!(["/usr/bin/python3", "-m", "http.server", "8080"])
+}
+
 /// A namespace of one test, deleted (with what is in it) when dropped.
 struct Ns<'a> {
     c: &'a Cluster,
@@ -407,10 +412,14 @@ impl<'a> Ns<'a> {
 
     /// A pod spec on our node's network rules (no cluster DNS here).
     fn pod(&self, name: &str, labels: Value, image: &str, command: Value, hardened: bool) -> Value {
+        let web = image == WEB_IMAGE;
         let mut container = json!({"name": name.split('-').next().unwrap(), "image": image,
             "imagePullPolicy": "Never"});
         if !command.is_null() {
             container["command"] = command;
+        }
+        if web {
+            container["workingDir"] = json!("/srv");
         }
         let mut spec = json!({"dnsPolicy": "None", "dnsConfig": {"nameservers": [self.c.node_ip]},
             "terminationGracePeriodSeconds": 1, "containers": [container]});
@@ -429,7 +438,7 @@ impl<'a> Ns<'a> {
     fn pods(&self, webs: &[(&str, Value)], hardened: bool) {
         let mut names = Vec::new();
         for (name, labels) in webs {
-            let p = self.pod(name, labels.clone(), WEB_IMAGE, Value::Null, hardened);
+            let p = self.pod(name, labels.clone(), WEB_IMAGE, web_command(), hardened);
             self.c.apply(&p.to_string());
             names.push(format!("pod/{name}"));
         }
@@ -1191,7 +1200,9 @@ fn each_verb_removed_from_release_rbac_yaml_is_named() {
             seen.push((r.resource, *verb, args.clone()));
             ns.bind_rbac(&group, Some((r.resource, verb)));
             ns.until_denied(&user_name, &group, verb, r);
+            let began = Instant::now();
             let out = c.plugin(&args).env("KUBECONFIG", &user).output().unwrap();
+            let took = began.elapsed();
             let err = String::from_utf8_lossy(&out.stderr);
             let group_of = if r.group.is_empty() {
                 r.resource.to_string()
@@ -1202,11 +1213,15 @@ fn each_verb_removed_from_release_rbac_yaml_is_named() {
             // events: only to explain a failed start. get on pods/exec: kubectl's WebSocket
             // exec (a GET); refused, kubectl 1.35 falls back to SPDY (a POST: create), so a
             // run still works, one round trip later (client-go's FallbackExecutor).
-            let diagnosis_only =
-                r.resource == "events" || (r.resource == "pods/exec" && *verb == "get");
+            // watch on pods: `kubectl wait` re-lists when its watch is refused and sees the
+            // helper Ready then (seen on the test cluster), slower.
+            let diagnosis_only = r.resource == "events"
+                || (r.resource == "pods/exec" && *verb == "get")
+                || (r.resource == "pods" && *verb == "watch");
             eprintln!(
-                "without {verb} {group_of}: exit {:?}: {}",
+                "without {verb} {group_of}: exit {:?} after {:.1}s: {}",
                 out.status.code(),
+                took.as_secs_f64(),
                 err.lines()
                     .find(|l| l.contains("missing permission"))
                     .unwrap_or("(no missing permission)")
@@ -1592,7 +1607,8 @@ fn workloads_and_all_namespaces_against_the_real_api() {
     let template = |labels: Value| {
         json!({"metadata": {"labels": labels}, "spec": {"dnsPolicy": "None",
             "dnsConfig": {"nameservers": [c.node_ip]}, "terminationGracePeriodSeconds": 1,
-            "containers": [{"name": "web", "image": WEB_IMAGE, "imagePullPolicy": "Never"}]}})
+                        "containers": [{"name": "web", "image": WEB_IMAGE, "imagePullPolicy": "Never",
+                "command": web_command(), "workingDir": "/srv"}]}})
     };
     c.apply(
         &json!({"apiVersion": "apps/v1", "kind": "Deployment",
@@ -1697,7 +1713,7 @@ fn workloads_and_all_namespaces_against_the_real_api() {
         err.contains(&format!(
             "statefulset {}/db: its pods are -l tier in (db)",
             ns.name
-        )) && err.contains(&format!("[{}/db-0] capturing on", ns.name)),
+        )) && err.contains(&format!("[{}/db-0] meshsniff: capturing on", ns.name)),
         "{err}"
     );
 
@@ -1710,7 +1726,7 @@ fn workloads_and_all_namespaces_against_the_real_api() {
                 "spread-1",
                 json!({"spread": label}),
                 WEB_IMAGE,
-                Value::Null,
+                web_command(),
                 false,
             )
             .to_string(),

@@ -196,7 +196,10 @@ pub fn gone(t: &PodTarget, now: Option<&Value>) -> Option<String> {
     if !t.uid.is_empty() && uid != t.uid {
         return Some("was deleted (a new pod has its name)".into());
     }
+    let deleting = pod.pointer("/metadata/deletionTimestamp").is_some();
     match s(pod, &["status", "phase"]) {
+        // A deleted pod's containers are stopped first: Failed while its object remains.
+        Some("Succeeded" | "Failed") if deleting => Some("was deleted".into()),
         Some(p @ ("Succeeded" | "Failed")) => Some(format!("ended ({p})")),
         _ => None,
     }
@@ -255,6 +258,19 @@ mod tests {
         assert_eq!(
             super::gone(&t, Some(&pod("u1", "Failed"))).as_deref(),
             Some("ended (Failed)")
+        );
+        // As the test cluster shows a deleted pod during its removal.
+        let mut deleting = pod("u1", "Failed");
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-12-02T01:30:00Z");
+        assert_eq!(
+            super::gone(&t, Some(&deleting)).as_deref(),
+            Some("was deleted")
+        );
+        deleting["status"]["phase"] = json!("Running");
+        assert_eq!(
+            super::gone(&t, Some(&deleting)),
+            None,
+            "still stopping: still sends"
         );
     }
 }
