@@ -1091,12 +1091,16 @@ fn a_user_who_may_not_create_the_namespace_is_told_so() {
 }
 
 /// Issue 12 (4): a user bound to exactly release/rbac.yaml's roles (its own client
-/// certificate) captures a pod, a workload and a selection, and collects with gc.
+/// certificate) captures a pod, with a helper and with --ephemeral, and collects with gc.
 #[test]
 fn a_user_bound_to_release_rbac_yaml_captures() {
     let t = "a_user_bound_to_release_rbac_yaml_captures";
     let Some(c) = cluster(t, false) else { return };
-    let mut ns = Ns::new(&c, "rbac", json!({}));
+    let mut ns = Ns::new(
+        &c,
+        "rbac",
+        json!({"pod-security.kubernetes.io/enforce": "privileged"}),
+    );
     ns.pods(&[("web-1", json!({"app": "web"}))], false);
     let group = format!("{}-g", ns.name);
     let Some(user) = c.user(&ns.dir, &format!("{}-u", ns.name), &[&group]) else {
@@ -1126,6 +1130,17 @@ fn a_user_bound_to_release_rbac_yaml_captures() {
     let code = run.exit(Duration::from_secs(60));
     assert_eq!(code, Some(1), "{}", run.stderr());
     assert!(!flows(&run.stdout()).is_empty());
+    // --ephemeral as the same user (its ClusterRole is in the file too).
+    let out = c
+        .plugin(&["web-1", "-n", &ns.name, "--ephemeral", "--duration", "3s"])
+        .env("KUBECONFIG", &user)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "--ephemeral as the user: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = c.plugin(&["gc"]).env("KUBECONFIG", &user).output().unwrap();
     assert!(
         out.status.success(),

@@ -111,9 +111,9 @@ pub const RULES: &[Rule] = &[
         scope: Scope::Ephemeral,
         group: "",
         resource: "pods/ephemeralcontainers",
-        verbs: &["patch"],
+        verbs: &["get", "patch"],
         names: &[],
-        why: "--ephemeral: add the capture container to the target pod",
+        why: "--ephemeral: add the capture container (kubectl patch --subresource reads it first)",
     },
     Rule {
         scope: Scope::Ephemeral,
@@ -268,6 +268,7 @@ pub fn needed_before_create(ephemeral: bool, targets: &[&str]) -> Vec<Need> {
         ns.iter()
             .flat_map(|n| {
                 [
+                    Need::new("get", "pods/ephemeralcontainers", Some(n)),
                     Need::new("patch", "pods/ephemeralcontainers", Some(n)),
                     Need::new("create", "pods/exec", Some(n)),
                 ]
@@ -471,8 +472,10 @@ mod tests {
         assert_eq!(
             e.iter().map(Need::shown).collect::<Vec<_>>(),
             [
+                "get pods/ephemeralcontainers in a",
                 "patch pods/ephemeralcontainers in a",
                 "create pods/exec in a",
+                "get pods/ephemeralcontainers in b",
                 "patch pods/ephemeralcontainers in b",
                 "create pods/exec in b"
             ]
