@@ -423,7 +423,10 @@ impl KubeLab {
 
     fn plugin(&self, args: &[&str]) -> Command {
         let mut c = Command::new(plugin());
+        // The caller's KUBECONFIG (.ci/run exports the test cluster's) is not the stand-in's:
+        // a test that wants one sets it after this.
         c.args(args)
+            .env_remove("KUBECONFIG")
             .env("PATH", &self.path_env)
             .env("MESHSNIFF_STANDIN", &self.state)
             .current_dir(&self.dir);

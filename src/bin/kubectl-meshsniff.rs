@@ -1116,9 +1116,17 @@ fn stream(
     // A stream whose connection was cut can end with kubectl's exit 0 (seen when the node's
     // kubelet restarted mid-stream on the test cluster): an end well before --duration with
     // no --count is a cut too.
+    // (Not when every reader went away, `-o - | head`: that end is the user's.)
     let ran = started.elapsed();
-    let cut_short =
-        !stopped && args.count.is_none() && ran + Duration::from_secs(2) < args.duration;
+    let readers_gone = fanout
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .sinks
+        .is_empty();
+    let cut_short = !stopped
+        && !readers_gone
+        && args.count.is_none()
+        && ran + Duration::from_secs(2) < args.duration;
     let mut dropped = Vec::new();
     for s in &mut streams {
         let st = s.child.wait().context("waiting for kubectl exec")?;
