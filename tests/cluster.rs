@@ -495,8 +495,10 @@ impl<'a> Ns<'a> {
     fn bind_rbac(&mut self, group: &str, drop: Option<(&str, &str)>) {
         let y = rbac_copy(&self.name, group, drop);
         self.c.apply(&y);
-        if self.rbac.is_empty() {
-            self.rbac.push(y);
+        // Every object of the full copy is deleted on drop (a variant names the same ones).
+        let full = rbac_copy(&self.name, group, None);
+        if !self.rbac.contains(&full) {
+            self.rbac.push(full);
         }
     }
 
