@@ -127,6 +127,7 @@ fn manifests_are_valid_kubernetes_objects_with_every_promised_field() {
         node: "node-a".into(),
         image: "registry.example/meshsniff:1".into(),
         duration_secs: 60,
+        start_secs: 120,
         now: 1_900_000_000,
     };
     let pod = round_trips::<api::Pod>(&manifest::helper_pod(&h, &[&t]));
@@ -137,7 +138,7 @@ fn manifests_are_valid_kubernetes_objects_with_every_promised_field() {
     assert_eq!(meta["labels"][manifest::SESSION], "0badcafe");
     assert_eq!(
         meta["labels"][manifest::EXPIRES],
-        (1_900_000_000u64 + 60 + manifest::GRACE_SECS).to_string()
+        (1_900_000_000u64 + 60 + 120 + manifest::GRACE_SECS).to_string()
     );
     assert_eq!(meta["labels"][manifest::MANAGED_BY], "meshsniff");
     assert_eq!(spec["nodeName"], "node-a");
@@ -147,7 +148,10 @@ fn manifests_are_valid_kubernetes_objects_with_every_promised_field() {
         "tolerates every taint"
     );
     assert_eq!(spec["hostPID"], true);
-    assert_eq!(spec["activeDeadlineSeconds"], 60 + manifest::GRACE_SECS);
+    assert_eq!(
+        spec["activeDeadlineSeconds"],
+        60 + 120 + manifest::GRACE_SECS
+    );
     assert_eq!(spec["restartPolicy"], "Never");
     let c = &spec["containers"][0];
     assert_eq!(c["securityContext"]["privileged"], true);
@@ -178,7 +182,7 @@ fn manifests_are_valid_kubernetes_objects_with_every_promised_field() {
     );
     assert_eq!(
         e["command"][3],
-        (60 + manifest::GRACE_SECS).to_string(),
+        (60 + 120 + manifest::GRACE_SECS).to_string(),
         "it ends by itself"
     );
 
@@ -211,7 +215,7 @@ fn manifests_are_valid_kubernetes_objects_with_every_promised_field() {
     );
     assert!(manifest::is_expired(
         &pod,
-        1_900_000_000 + 60 + manifest::GRACE_SECS
+        1_900_000_000 + 60 + 120 + manifest::GRACE_SECS
     ));
     assert!(!manifest::is_expired(&pod, 1_900_000_000));
 }
@@ -419,7 +423,10 @@ impl KubeLab {
 
     fn plugin(&self, args: &[&str]) -> Command {
         let mut c = Command::new(plugin());
+        // The caller's KUBECONFIG (.ci/run exports the test cluster's) is not the stand-in's:
+        // a test that wants one sets it after this.
         c.args(args)
+            .env_remove("KUBECONFIG")
             .env("PATH", &self.path_env)
             .env("MESHSNIFF_STANDIN", &self.state)
             .current_dir(&self.dir);
@@ -460,7 +467,7 @@ impl KubeLab {
     fn deletes(&self) -> Vec<String> {
         self.calls()
             .into_iter()
-            .filter(|(a, _)| a.iter().take(5).any(|x| x == "delete"))
+            .filter(|(a, _)| a.iter().take(12).any(|x| x == "delete"))
             .map(|(a, _)| a.join(" "))
             .collect()
     }
@@ -504,6 +511,14 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
         "shop",
         "--context",
         "prod-eu",
+        "--cluster=lab-cluster",
+        "--user",
+        "u",
+        "--as=alice",
+        "--as-group=devs",
+        "--as-group",
+        "ops",
+        "--request-timeout=20s",
         "--duration",
         "5s",
         "-o",
@@ -557,32 +572,102 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
     // kubeconfig read, one bounded request to the API server, the pod read as pod/NAME; the
     // namespace and the helper created as promised; exec without -t running the helper on
     // the target's container; the helper deleted without waiting.
-    let calls = lab.calls();
+    // kubectl's global flags reach every call, first, one element each; the user's
+    // --request-timeout every call but the capture stream (which lasts --duration) and the
+    // first one (bounded by it in place of the plugin's 5s).
+    let globals = [
+        "--context=prod-eu",
+        "--cluster=lab-cluster",
+        "--user=u",
+        "--as=alice",
+        "--as-group=devs",
+        "--as-group=ops",
+    ];
+    let calls: Vec<(Vec<String>, Option<String>)> = lab
+        .calls()
+        .into_iter()
+        .map(|(a, stdin)| {
+            assert_eq!(a[..globals.len()], globals, "{a:?}");
+            let mut rest = a[globals.len()..].to_vec();
+            let streams = rest[0] == "exec" && !rest.iter().any(|x| x == "--list-interfaces");
+            let raw = rest.iter().any(|x| x == "--raw");
+            if streams {
+                assert!(
+                    !rest.iter().any(|x| x.starts_with("--request-timeout")),
+                    "{a:?}"
+                );
+            } else if !raw {
+                assert_eq!(rest[0], "--request-timeout=20s", "{a:?}");
+                rest.remove(0);
+            }
+            (rest, stdin)
+        })
+        .collect();
+    // During the capture the target is looked at every few seconds (is it still there?).
+    let exec_at = calls.iter().position(|(a, _)| a[0] == "exec").unwrap();
+    let (before, after) = calls.split_at(exec_at + 1);
+    let polls = after
+        .iter()
+        .filter(|(a, _)| a[..] == ["get", "pod/web-1", "-n", "shop", "-o", "json"])
+        .count();
     assert!(
-        calls.iter().all(|(a, _)| a[0] == "--context=prod-eu"),
-        "{calls:?}"
+        (1..=3).contains(&polls),
+        "5 s, one look every 3 s: {calls:?}"
     );
-    let verbs: Vec<&str> = calls.iter().map(|(a, _)| a[1].as_str()).collect();
+    let mut calls = before.to_vec();
+    calls.extend(after.iter().filter(|(a, _)| a[0] != "get").cloned());
+    let verbs: Vec<&str> = calls.iter().map(|(a, _)| a[0].as_str()).collect();
     assert_eq!(
         verbs,
         [
-            "config", "get", "get", "get", "create", "create", "wait", "exec", "delete"
+            "config", "get", "get", "get", "create", "create", "create", "wait", "exec", "delete"
         ],
         "{calls:?}"
     );
     assert_eq!(
-        calls[1].0[1..],
-        ["get", "--raw", "/api", "--request-timeout=5s"]
+        calls[1].0,
+        ["get", "--raw", "/api", "--request-timeout=20s"]
     );
+    assert_eq!(calls[2].0, ["get", "pod/web-1", "-n", "shop", "-o", "json"]);
+    // The permissions asked before anything is created: one SelfSubjectAccessReview each.
     assert_eq!(
-        calls[2].0[1..],
-        ["get", "pod/web-1", "-n", "shop", "-o", "json"]
+        calls[3].0,
+        ["get", "namespace", "meshsniff-system", "-o", "json"]
+    );
+    let asked: Value = serde_json::from_str(calls[4].1.as_deref().unwrap()).unwrap();
+    assert_eq!(asked["kind"], "List");
+    let attrs: Vec<String> = asked["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let a = &i["spec"]["resourceAttributes"];
+            format!(
+                "{} {}{} {}",
+                a["verb"].as_str().unwrap(),
+                a["resource"].as_str().unwrap(),
+                a["subresource"]
+                    .as_str()
+                    .map(|s| format!("/{s}"))
+                    .unwrap_or_default(),
+                a["namespace"].as_str().unwrap_or("(cluster)")
+            )
+        })
+        .collect();
+    assert_eq!(
+        attrs,
+        [
+            "create namespaces (cluster)",
+            "create pods meshsniff-system",
+            "delete pods meshsniff-system",
+            "create pods/exec meshsniff-system"
+        ]
     );
     let helper = &lab.created_pods()[0];
     round_trips::<api::Pod>(helper);
     assert_eq!(helper["spec"]["nodeName"], "node-a");
     let name = helper["metadata"]["name"].as_str().unwrap();
-    let exec = &calls[7].0;
+    let exec = &calls[8].0;
     assert!(
         exec.contains(&"-i".to_string()) && !exec.contains(&"-t".to_string()),
         "{exec:?}"
@@ -595,7 +680,9 @@ fn the_plugin_captures_a_pod_through_the_node_simulation_and_cleans_up() {
     assert_eq!(
         lab.deletes(),
         [format!(
-            "--context=prod-eu delete pod/{name} -n meshsniff-system --wait=false --ignore-not-found"
+            "{} --request-timeout=20s delete pod/{name} -n meshsniff-system --wait=false \
+             --ignore-not-found",
+            globals.join(" ")
         )]
     );
     assert!(
@@ -946,6 +1033,7 @@ fn gc_deletes_expired_helpers_only() {
         node: "node-a".into(),
         image: "x".into(),
         duration_secs: 60,
+        start_secs: 120,
         now: 1_000_000_000,
     };
     let target = some_target();
@@ -1292,7 +1380,18 @@ fn names_reach_kubectl_only_as_names() {
             &["--selector=app=web --as=system:admin", "-n", "shop"],
             "label selector",
         ),
-        (&["deploy/web", "-n", "shop"], "only pods can be captured"),
+        (&["svc/web", "-n", "shop"], "cannot capture a svc"),
+        (&["deploy/--as=x", "-n", "shop"], "deployment name `--as=x`"),
+        (&["--as-group=x", "web-1"], "--as-group needs --as"),
+        (
+            &["--request-timeout=--as=x", "web-1"],
+            "--request-timeout `--as=x`",
+        ),
+        (&["-A", "web-1"], "use it with -l SELECTOR"),
+        (
+            &["-A", "-n", "shop", "-l", "app=web"],
+            "-A and -n: choose one",
+        ),
         (&["Web-1", "-n", "shop"], "not a Kubernetes name"),
         (&["--image=--privileged", "web-1"], "--image `--privileged`"),
     ] {
@@ -1887,7 +1986,8 @@ fn upload_copies_the_helper_in_checks_it_and_runs_it() {
     let c = &helper["spec"]["containers"][0];
     assert_eq!(c["image"], "busybox:1.36");
     let deadline = helper["spec"]["activeDeadlineSeconds"].as_u64().unwrap();
-    assert_eq!(deadline, 4 + manifest::GRACE_SECS);
+    // The default --start-timeout (120 s), the capture and the grace, as the normal helper.
+    assert_eq!(deadline, 120 + 4 + manifest::GRACE_SECS);
     assert_eq!(
         c["command"],
         json!([
@@ -2106,4 +2206,239 @@ fn upload_works_in_an_ephemeral_container() {
     ));
     assert_eq!(common::read(&copied), common::read(&stripped));
     assert!(lab.created_pods().is_empty());
+}
+
+impl KubeLab {
+    /// A workload object in the stand-in's store (`objects/deployments.apps/NS/NAME.json`).
+    fn put_workload(&self, resource: &str, kind: &str, ns: &str, name: &str, selector: Value) {
+        let o = json!({"apiVersion": "apps/v1", "kind": kind,
+            "metadata": {"name": name, "namespace": ns}, "spec": {"selector": selector}});
+        let file = self
+            .state
+            .join(format!("objects/{resource}/{ns}/{name}.json"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, o.to_string()).unwrap();
+    }
+
+    fn put_labelled_pod(&self, ns: &str, name: &str, labels: Value) {
+        let mut pod = pod_json(ns, name, "node-a", &"c".repeat(64), labels);
+        pod["status"]["phase"] = json!("Pending");
+        let file = self.state.join(format!("objects/pods/{ns}/{name}.json"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, pod.to_string()).unwrap();
+    }
+}
+
+/// Issue 12: kubectl's target forms. `deploy/NAME` and `sts/NAME` (and their long forms) are
+/// read with their API group, and their pods selected by the workload's own selector
+/// (matchLabels and matchExpressions); `-A` with `-l` lists every namespace. The pods here
+/// are Pending, so each run ends after the lookup: what is asserted is which pods were found
+/// (the "skipped" lines name them) and the exact calls.
+#[test]
+fn workloads_and_all_namespaces_select_pods_as_kubectl_does() {
+    let lab = KubeLab::stand_in_only("workloads");
+    lab.put_workload(
+        "deployments.apps",
+        "Deployment",
+        "shop",
+        "web",
+        json!({"matchLabels": {"app": "web"}}),
+    );
+    lab.put_workload(
+        "statefulsets.apps",
+        "StatefulSet",
+        "shop",
+        "db",
+        json!({"matchLabels": {"app": "db"}}),
+    );
+    lab.put_labelled_pod("shop", "web-1", json!({"app": "web"}));
+    lab.put_labelled_pod("shop", "db-0", json!({"app": "db"}));
+    lab.put_labelled_pod("other", "web-9", json!({"app": "web"}));
+    for (form, resource, sel, pod) in [
+        (
+            "deploy/web",
+            "deployments.apps/web",
+            "app=web",
+            "shop/web-1",
+        ),
+        (
+            "deployment/web",
+            "deployments.apps/web",
+            "app=web",
+            "shop/web-1",
+        ),
+        ("sts/db", "statefulsets.apps/db", "app=db", "shop/db-0"),
+        (
+            "statefulset/db",
+            "statefulsets.apps/db",
+            "app=db",
+            "shop/db-0",
+        ),
+    ] {
+        let before = lab.calls().len();
+        let out = lab.run(&[form, "-n", "shop"]);
+        let err = lines(&out);
+        assert_eq!(out.status.code(), Some(2), "{form}: {err:?}");
+        assert!(
+            err.iter()
+                .any(|l| l.contains(&format!("its pods are -l {sel}"))),
+            "{form}: {err:?}"
+        );
+        assert!(
+            err.iter()
+                .any(|l| l.contains(&format!("skipped: pod {pod}: is Pending"))),
+            "{form}: {err:?}"
+        );
+        assert!(
+            !err.iter().any(|l| l.contains("web-9")),
+            "other namespace: {err:?}"
+        );
+        let calls: Vec<Vec<String>> = lab.calls()[before..].iter().map(|c| c.0.clone()).collect();
+        assert_eq!(
+            calls[2],
+            ["get", resource, "-n", "shop", "-o", "json"],
+            "{form}"
+        );
+        assert_eq!(
+            calls[3],
+            [
+                "get",
+                "pods",
+                &format!("--selector={sel}"),
+                "-n",
+                "shop",
+                "-o",
+                "json"
+            ],
+            "{form}"
+        );
+        assert!(lab.mutating_calls().is_empty(), "{form}");
+    }
+    // A workload that is not there: said as kubectl would, with its kind.
+    let out = lab.run(&["deploy/nope", "-n", "shop"]);
+    assert!(
+        lines(&out)
+            .iter()
+            .any(|l| l.contains("deployment shop/nope not found")),
+        "{:?}",
+        lines(&out)
+    );
+    // -A -l: both namespaces' pods.
+    let before = lab.calls().len();
+    let out = lab.run(&["-A", "-l", "app=web"]);
+    let err = lines(&out);
+    assert!(
+        err.iter().any(|l| l.contains("pod shop/web-1: is Pending"))
+            && err
+                .iter()
+                .any(|l| l.contains("pod other/web-9: is Pending")),
+        "{err:?}"
+    );
+    assert!(
+        err.iter()
+            .any(|l| l.contains("no running pod matches -l app=web in any namespace")),
+        "{err:?}"
+    );
+    assert_eq!(
+        lab.calls()[before + 2].0,
+        [
+            "get",
+            "pods",
+            "--selector=app=web",
+            "--all-namespaces",
+            "-o",
+            "json"
+        ]
+    );
+}
+
+/// Issue 12: release/rbac.yaml is exactly what `kubectl meshsniff rbac` prints (the rules
+/// the code uses, in src/kube/rbac.rs), and every rule names a resource the plugin's calls
+/// touch.
+#[test]
+fn the_shipped_rbac_file_is_the_plugins_own() {
+    let out = Command::new(plugin()).arg("rbac").output().unwrap();
+    assert!(out.status.success());
+    let file = std::fs::read_to_string(common::repo().join("release/rbac.yaml")).unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        file,
+        "release/rbac.yaml is stale: `kubectl-meshsniff rbac > release/rbac.yaml`"
+    );
+    for kind in [
+        "Namespace",
+        "ClusterRole",
+        "Role",
+        "RoleBinding",
+        "ClusterRoleBinding",
+    ] {
+        assert!(file.contains(&format!("kind: {kind}\n")), "{kind}");
+    }
+}
+
+/// Issue 12: a permission the user lacks is named before anything is created (the
+/// SelfSubjectAccessReviews say so), and one refused by a call itself is named from RBAC's
+/// "cannot VERB resource" text, with the user.
+#[test]
+fn a_missing_permission_is_named() {
+    let lab = KubeLab::stand_in_only("rbac");
+    let pod = pod_json(
+        "shop",
+        "web-1",
+        "node-a",
+        &"c".repeat(64),
+        json!({"app": "web"}),
+    );
+    let file = lab.state.join("objects/pods/shop/web-1.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, pod.to_string()).unwrap();
+    let deny = lab.state.join("deny");
+    for (denied, args, says) in [
+        (
+            "delete pods meshsniff-system",
+            &["web-1", "-n", "shop"][..],
+            "missing permission: delete pods in meshsniff-system (see release/rbac.yaml); \
+             nothing was created",
+        ),
+        (
+            "create pods/exec meshsniff-system\ncreate pods meshsniff-system",
+            &["web-1", "-n", "shop"],
+            "missing permission: create pods in meshsniff-system, create pods/exec in \
+             meshsniff-system (see release/rbac.yaml)",
+        ),
+        (
+            "patch pods/ephemeralcontainers shop",
+            &["web-1", "-n", "shop", "--ephemeral"],
+            "missing permission: patch pods/ephemeralcontainers in shop",
+        ),
+        (
+            "get pods shop",
+            &["web-1", "-n", "shop", "--as=dev"],
+            "missing permission: get pods in shop (user dev; see release/rbac.yaml)",
+        ),
+        (
+            "get deployments shop",
+            &["deploy/web", "-n", "shop"],
+            "missing permission: get deployments.apps in shop (user lab-user",
+        ),
+        (
+            "list pods -",
+            &["-A", "-l", "app=web"],
+            "missing permission: list pods (cluster-wide)",
+        ),
+    ] {
+        std::fs::write(&deny, denied).unwrap();
+        let out = lab.run(args);
+        let err = lines(&out);
+        assert_eq!(out.status.code(), Some(2), "{denied}: {err:?}");
+        assert_eq!(err.len(), 1, "{denied}: one line: {err:?}");
+        assert!(err[0].contains(says), "{denied}: {err:?}");
+        assert!(lab.created_pods().is_empty(), "{denied}");
+        assert!(
+            !lab.calls()
+                .iter()
+                .any(|(a, _)| a.iter().any(|x| x == "patch")),
+            "{denied}"
+        );
+    }
 }

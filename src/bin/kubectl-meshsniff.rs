@@ -12,9 +12,10 @@ use clap::Parser;
 use meshsniff::kube::cluster::{self, ContextInfo, KubeconfigSource};
 use meshsniff::kube::manifest::{self, CaptureOpts, Helper};
 use meshsniff::kube::merge::{BlockReader, Merger};
+use meshsniff::kube::target::TargetArg;
 use meshsniff::kube::target::{self, PodTarget};
 use meshsniff::kube::upload::{self, LocalHelper};
-use meshsniff::kube::{KubeError, Kubectl, checks, diagnose};
+use meshsniff::kube::{GlobalFlags, KubeError, Kubectl, checks, diagnose, rbac};
 use serde_json::{Value, json};
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -35,9 +36,12 @@ const EXIT_PARTIAL: u8 = 3;
     after_help = concat!(
         "Examples:\n  kubectl meshsniff web-7d9f -n shop\n  kubectl meshsniff pod/web-7d9f -n shop \
          --format jsonl\n  kubectl meshsniff -l app=web -n shop -o web.pcapng --duration 2m\n  \
+         kubectl meshsniff deploy/web -n shop   every pod of the deployment (sts/, ds/, rs/ too)\n  \
+         kubectl meshsniff -A -l app=web --as=dev   every namespace, as user dev\n  \
          kubectl meshsniff web-7d9f -n shop -f 'tcp port 8080' --wireshark\n  kubectl meshsniff \
          web-7d9f -n shop -o - | tshark -r -\n  kubectl meshsniff gc            delete helpers \
-         left behind (expired)\n\nEvery flag and name is checked before anything is created \
+         left behind (expired)\n  kubectl meshsniff rbac > rbac.yaml   the permissions it \
+         needs (release/rbac.yaml)\n\nEvery flag and name is checked before anything is created \
          (exit 2); a named interface is checked in the pod before the capture starts.\n\n",
         "Install: `cargo install --path .` (both binaries, kubectl-meshsniff and meshsniff, into \
          ~/.cargo/bin) or the release archive (krew). Do not put target/release on PATH: cargo \
@@ -57,16 +61,93 @@ struct Cli {
 enum Sub {
     /// Delete meshsniff helper pods that outlived their expiry (or all with --all).
     Gc(GcArgs),
+    /// Print the RBAC objects the plugin needs, exactly (release/rbac.yaml): apply as admin.
+    Rbac,
+}
+
+/// kubectl's global flags, passed on to every kubectl call (each as one `--flag=VALUE`).
+#[derive(clap::Args, Debug, Clone)]
+struct KubeArgs {
+    /// The kubeconfig context to use (passed to kubectl).
+    #[arg(long)]
+    context: Option<String>,
+    /// The kubeconfig file (passed to kubectl; KUBECONFIG works too).
+    #[arg(long)]
+    kubeconfig: Option<String>,
+    /// The kubeconfig cluster to use (passed to kubectl).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// The kubeconfig user to use (passed to kubectl).
+    #[arg(long)]
+    user: Option<String>,
+    /// Impersonate this user (passed to kubectl).
+    #[arg(long = "as", value_name = "USER")]
+    as_user: Option<String>,
+    /// Impersonate this group, repeatable (passed to kubectl).
+    #[arg(long = "as-group", value_name = "GROUP")]
+    as_group: Vec<String>,
+    /// Impersonate this UID (passed to kubectl).
+    #[arg(long = "as-uid", value_name = "UID")]
+    as_uid: Option<String>,
+    /// Bound on each API request (passed to every kubectl call but the capture stream, which
+    /// lasts --duration).
+    #[arg(long = "request-timeout", value_name = "DURATION")]
+    request_timeout: Option<String>,
+}
+
+impl KubeArgs {
+    /// Checked before kubectl sees them.
+    fn check(&self) -> Result<()> {
+        check_global(self.context.as_deref(), self.kubeconfig.as_deref())?;
+        let msg = anyhow::Error::msg;
+        for (flag, v) in [
+            ("cluster", &self.cluster),
+            ("user", &self.user),
+            ("as", &self.as_user),
+            ("as-uid", &self.as_uid),
+        ] {
+            if let Some(v) = v {
+                checks::kubectl_text_flag(flag, v).map_err(msg)?;
+            }
+        }
+        for g in &self.as_group {
+            checks::kubectl_text_flag("as-group", g).map_err(msg)?;
+        }
+        if !self.as_group.is_empty() && self.as_user.is_none() {
+            bail!("--as-group needs --as (kubectl impersonates groups only with a user)");
+        }
+        if let Some(t) = &self.request_timeout {
+            checks::request_timeout(t).map_err(msg)?;
+        }
+        Ok(())
+    }
+
+    fn kubectl(&self) -> Kubectl {
+        Kubectl::with(&GlobalFlags {
+            context: self.context.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            cluster: self.cluster.clone(),
+            user: self.user.clone(),
+            as_user: self.as_user.clone(),
+            as_groups: self.as_group.clone(),
+            as_uid: self.as_uid.clone(),
+            request_timeout: self.request_timeout.clone(),
+        })
+    }
 }
 
 #[derive(clap::Args, Debug)]
 struct Args {
     /// The pod to capture: NAME or pod/NAME (also pods/NAME, po/NAME; a pod named like a
-    /// subcommand, e.g. gc, as pod/gc). Or `-l SELECTOR` for several.
+    /// subcommand, e.g. gc, as pod/gc); or a workload's pods: deploy/NAME, sts/NAME, ds/NAME,
+    /// rs/NAME (by its selector). Or `-l SELECTOR` for several.
     pod: Option<String>,
     /// The pod's namespace (default: the context's namespace).
     #[arg(short = 'n', long)]
     namespace: Option<String>,
+    /// With -l: select pods in every namespace.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
     /// The container whose network namespace to enter (default: the first that is not
     /// istio-proxy; all of a pod's containers share one network namespace).
     #[arg(short = 'c', long)]
@@ -118,12 +199,8 @@ struct Args {
     /// How long the helper may take to start.
     #[arg(long, default_value = "120s", value_parser = meshsniff::cli::parse_duration)]
     start_timeout: Duration,
-    /// The kubeconfig context to use (passed to kubectl).
-    #[arg(long)]
-    context: Option<String>,
-    /// The kubeconfig file (passed to kubectl; KUBECONFIG works too).
-    #[arg(long)]
-    kubeconfig: Option<String>,
+    #[command(flatten)]
+    kube: KubeArgs,
     /// Verdict profile: istio (sidecar conventions), strict, none.
     #[arg(long, default_value = "istio")]
     profile: String,
@@ -147,12 +224,8 @@ struct GcArgs {
     /// Delete every meshsniff helper pod, expired or not (also those of a capture running now).
     #[arg(long)]
     all: bool,
-    /// The kubeconfig context to use (passed to kubectl).
-    #[arg(long)]
-    context: Option<String>,
-    /// The kubeconfig file (passed to kubectl; KUBECONFIG works too).
-    #[arg(long)]
-    kubeconfig: Option<String>,
+    #[command(flatten)]
+    kube: KubeArgs,
 }
 
 fn now() -> u64 {
@@ -208,6 +281,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Sub::Gc(args)) => gc(args),
+        Some(Sub::Rbac) => {
+            print!("{}", rbac::yaml(None));
+            Ok(0)
+        }
         None => run(cli.args),
     };
     match result {
@@ -220,12 +297,12 @@ fn main() -> ExitCode {
 }
 
 fn gc(args: GcArgs) -> Result<u8> {
-    check_global(args.context.as_deref(), args.kubeconfig.as_deref())?;
-    let kubectl = Kubectl::new(args.context.as_deref(), args.kubeconfig.as_deref());
+    args.kube.check()?;
+    let kubectl = args.kube.kubectl();
     connect(
         &kubectl,
-        args.context.as_deref(),
-        args.kubeconfig.as_deref(),
+        args.kube.context.as_deref(),
+        args.kube.kubeconfig.as_deref(),
     )?;
     let selector = format!("--selector={}=meshsniff", manifest::MANAGED_BY);
     let list = kubectl
@@ -318,13 +395,13 @@ fn check_global(context: Option<&str>, kubeconfig: Option<&str>) -> Result<()> {
 
 /// Every flag and name that can be checked on this machine, before the first kubectl call:
 /// each one the helper, the analyzer or the API server would refuse later is refused here,
-/// with nothing created (exit 2). Returns the pod's name (`pod/NAME` accepted).
-fn check_flags(args: &Args) -> Result<Option<String>> {
+/// with nothing created (exit 2). Returns the target (`pod/NAME`, `deploy/NAME`… accepted).
+fn check_flags(args: &Args) -> Result<Option<TargetArg>> {
     let msg = anyhow::Error::msg;
     let pod = args
         .pod
         .as_deref()
-        .map(checks::pod_arg)
+        .map(checks::target_arg)
         .transpose()
         .map_err(msg)?;
     if let Some(n) = &args.namespace {
@@ -336,7 +413,18 @@ fn check_flags(args: &Args) -> Result<Option<String>> {
     if let Some(sel) = &args.selector {
         checks::label_selector(sel).map_err(msg)?;
     }
-    check_global(args.context.as_deref(), args.kubeconfig.as_deref())?;
+    args.kube.check()?;
+    if args.all_namespaces {
+        if args.selector.is_none() {
+            bail!(
+                "-A selects pods in every namespace by label: use it with -l SELECTOR (a name \
+                 is looked up in one namespace, -n)"
+            );
+        }
+        if args.namespace.is_some() {
+            bail!("-A and -n: choose one (every namespace, or one)");
+        }
+    }
     checks::interface_name(&args.interface).map_err(msg)?;
     if let Some(f) = &args.filter {
         checks::capture_filter(f, &args.interface).map_err(msg)?;
@@ -426,11 +514,11 @@ fn run(mut args: Args) -> Result<u8> {
     }
     let pod = check_flags(&args)?;
     let upload = upload_helper(&mut args)?;
-    let kubectl = Kubectl::new(args.context.as_deref(), args.kubeconfig.as_deref());
+    let kubectl = args.kube.kubectl();
     let info = connect(
         &kubectl,
-        args.context.as_deref(),
-        args.kubeconfig.as_deref(),
+        args.kube.context.as_deref(),
+        args.kube.kubeconfig.as_deref(),
     )?;
     let ns = match (&args.namespace, &info.namespace) {
         (Some(n), _) => n.clone(),
@@ -440,27 +528,51 @@ fn run(mut args: Args) -> Result<u8> {
         }
         (None, None) => "default".to_string(),
     };
+    let select = |sel: &str, what: &str| -> Result<Vec<PodTarget>> {
+        let selector = format!("--selector={sel}");
+        let mut get = vec!["pods", selector.as_str()];
+        if args.all_namespaces {
+            get.push("--all-namespaces");
+        } else {
+            get.extend(["-n", &ns]);
+        }
+        let list = kubectl
+            .get_json(&get)?
+            .unwrap_or_else(|| json!({"items": []}));
+        let (ok, skipped) = target::list_targets(&list, args.container.as_deref());
+        for s in &skipped {
+            eprintln!("kubectl meshsniff: skipped: {s}");
+        }
+        if ok.is_empty() {
+            let place = if args.all_namespaces {
+                "any namespace".to_string()
+            } else {
+                format!("namespace {ns}")
+            };
+            bail!("no running pod matches {what} in {place}");
+        }
+        Ok(ok)
+    };
     let targets: Vec<PodTarget> = match (&pod, &args.selector) {
-        (Some(pod), _) => {
+        (Some(TargetArg::Pod(pod)), _) => {
             // `pod/NAME`: a name kubectl cannot read as anything but a pod's.
             let json = kubectl
                 .get_json(&[&format!("pod/{pod}"), "-n", &ns])?
                 .with_context(|| format!("pod {ns}/{pod} not found (is -n right?)"))?;
             vec![target::pod_target(&json, args.container.as_deref())?]
         }
-        (None, Some(sel)) => {
-            let list = kubectl
-                .get_json(&["pods", &format!("--selector={sel}"), "-n", &ns])?
-                .unwrap_or_else(|| json!({"items": []}));
-            let (ok, skipped) = target::list_targets(&list, args.container.as_deref());
-            for s in &skipped {
-                eprintln!("kubectl meshsniff: skipped: {s}");
-            }
-            if ok.is_empty() {
-                bail!("no running pod matches -l {sel} in namespace {ns}");
-            }
-            ok
+        (Some(TargetArg::Workload { kind, name }), _) => {
+            let json = kubectl
+                .get_json(&[&format!("{}/{name}", kind.resource()), "-n", &ns])?
+                .with_context(|| format!("{} {ns}/{name} not found (is -n right?)", kind.kind()))?;
+            let sel = target::workload_selector(&json)?;
+            eprintln!(
+                "kubectl meshsniff: {} {ns}/{name}: its pods are -l {sel}",
+                kind.kind()
+            );
+            select(&sel, &format!("{} {name}'s selector ({sel})", kind.kind()))?
         }
+        (None, Some(sel)) => select(sel, &format!("-l {sel}"))?,
         (None, None) => unreachable!("checked above"),
     };
     for t in &targets {
@@ -484,14 +596,52 @@ fn run(mut args: Args) -> Result<u8> {
         duration_secs: args.duration.as_secs().max(1),
         count: args.count,
     };
+    // Asked before anything is created: a helper that could be created but not deleted, or
+    // not streamed from, must not be made at all.
+    // The helper namespace is looked at first: when it is missing, creating it is one more
+    // permission to have (and the roles bound in it cannot exist yet).
+    let helper_ns = if args.ephemeral {
+        None
+    } else {
+        Some(kubectl.get_json(&["namespace", manifest::NAMESPACE])?)
+    };
+    let namespaces: Vec<&str> = targets.iter().map(|t| t.namespace.as_str()).collect();
+    let mut needs = rbac::needed_before_create(args.ephemeral, &namespaces);
+    if matches!(helper_ns, Some(None)) {
+        needs.insert(0, rbac::Need::new("create", "namespaces", None));
+    }
+    let missing = kubectl.missing(&needs);
+    if missing.iter().any(|n| n.resource == "namespaces") {
+        bail!(
+            "namespace {ns} does not exist and you may not create it ({}): an admin applies \
+             {file}, which creates it (Pod Security privileged) with the roles the plugin needs; \
+             nothing was created",
+            rbac::missing_message(&missing),
+            ns = manifest::NAMESPACE,
+            file = rbac::RBAC_FILE
+        );
+    }
+    if !missing.is_empty() {
+        bail!("{}; nothing was created", rbac::missing_message(&missing));
+    }
     let mut cleanup = Cleanup {
         kubectl: kubectl.clone(),
         pods: Vec::new(),
     };
+    let began = Instant::now();
     let mut places: Vec<Place> = if args.ephemeral {
         start_ephemeral(&kubectl, &targets, &args, &session, &opts)?
     } else {
-        start_helpers(&kubectl, &targets, &args, &session, &opts, &mut cleanup)?
+        let existing = helper_ns.flatten();
+        start_helpers(
+            &kubectl,
+            &targets,
+            &args,
+            &session,
+            &opts,
+            existing,
+            &mut cleanup,
+        )?
     };
     if let Some(helper) = &upload {
         install_helpers(&kubectl, &mut places, helper)?;
@@ -517,12 +667,15 @@ fn run(mut args: Args) -> Result<u8> {
         eprintln!("kubectl meshsniff: interrupted before the capture started");
         return Ok(EXIT_ERROR);
     }
-    let code = stream(&kubectl, &execs, &args, saved)?;
+    let code = stream(&kubectl, &execs, &targets, &args, saved)?;
     cleanup.run();
     if args.ephemeral {
+        let left = (args.start_timeout + args.duration + Duration::from_secs(manifest::GRACE_SECS))
+            .saturating_sub(began.elapsed());
         eprintln!(
             "kubectl meshsniff: the ephemeral container stays in the pod spec (Kubernetes cannot \
-             remove one); it ended with the capture"
+             remove one); its capture has ended, and its idle process ends by itself within {}s",
+            left.as_secs()
         );
     }
     Ok(code)
@@ -654,9 +807,10 @@ fn start_helpers(
     args: &Args,
     session: &str,
     opts: &CaptureOpts,
+    existing_ns: Option<Value>,
     cleanup: &mut Cleanup,
 ) -> Result<Vec<Place>> {
-    match kubectl.get_json(&["namespace", manifest::NAMESPACE])? {
+    match existing_ns {
         None => match kubectl.create(&manifest::namespace()) {
             Ok(()) => eprintln!(
                 "kubectl meshsniff: created namespace {}",
@@ -685,6 +839,7 @@ fn start_helpers(
             node: node.to_string(),
             image: args.image.clone(),
             duration_secs: opts.duration_secs,
+            start_secs: args.start_timeout.as_secs(),
             now: now(),
         };
         let on_node: Vec<&PodTarget> = targets.iter().filter(|t| t.node == *node).collect();
@@ -752,7 +907,12 @@ fn wait_ready(kubectl: &Kubectl, name: &str, timeout: Duration) -> Result<()> {
         if meshsniff::capture::stop_requested() {
             bail!("interrupted while the helper pod was starting");
         }
-        let Err(e) = waited else { return Ok(()) };
+        let e = match waited {
+            Ok(_) => return Ok(()),
+            // Waiting longer does not give a permission.
+            Err(e @ KubeError::Forbidden { .. }) => return Err(e.into()),
+            Err(e) => e,
+        };
         let status = kubectl
             .get_json(&[&pod, "-n", manifest::NAMESPACE])
             .ok()
@@ -802,6 +962,7 @@ fn start_ephemeral(
             node: t.node.clone(),
             image: args.image.clone(),
             duration_secs: opts.duration_secs,
+            start_secs: args.start_timeout.as_secs(),
             now: now(),
         };
         let mut container = manifest::ephemeral_container(&h);
@@ -885,6 +1046,7 @@ fn start_ephemeral(
 fn stream(
     kubectl: &Kubectl,
     execs: &[(String, Vec<String>)],
+    targets: &[PodTarget],
     args: &Args,
     saved: Option<std::fs::File>,
 ) -> Result<u8> {
@@ -943,7 +1105,7 @@ fn stream(
     let mut streams = Vec::new();
     for (label, argv) in execs {
         let mut child = kubectl
-            .command(argv)
+            .stream_command(argv)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -971,6 +1133,7 @@ fn stream(
         });
     }
     let pumps = start_pumps(&mut streams, fanout.clone())?;
+    let gone = watch_targets(kubectl, targets);
     // Wait for the streams to end or for a stop; a status line on a terminal meanwhile.
     let mut stopped = false;
     let status = io::stderr().is_terminal();
@@ -998,6 +1161,18 @@ fn stream(
                 let _ = s.child.kill();
             }
         }
+        // A target that is gone never sends again: the helper would capture nothing until
+        // --duration (its network namespace lives on while the helper holds it).
+        let why = gone.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if !why.is_empty() && !stopped {
+            stopped = true;
+            for w in &why {
+                eprintln!("kubectl meshsniff: {w}; stopping the capture");
+            }
+            for s in &mut streams {
+                let _ = s.child.kill();
+            }
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     if status {
@@ -1021,15 +1196,41 @@ fn stream(
             let _ = s.child.kill();
         }
     }
+    // A stream whose connection was cut can end with kubectl's exit 0 (seen when the node's
+    // kubelet restarted mid-stream on the test cluster): an end well before --duration with
+    // no --count is a cut too.
+    // (Not when every reader went away, `-o - | head`: that end is the user's.)
+    let ran = started.elapsed();
+    let readers_gone = fanout
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .sinks
+        .is_empty();
+    let cut_short = !stopped
+        && !readers_gone
+        && args.count.is_none()
+        && ran + Duration::from_secs(2) < args.duration;
     let mut dropped = Vec::new();
     for s in &mut streams {
         let st = s.child.wait().context("waiting for kubectl exec")?;
-        if !st.success() && !stopped {
+        if st.success() && cut_short {
+            dropped.push(format!(
+                "{} (kubectl exited 0 after {}s of {}s: the connection to the node was cut)",
+                s.label,
+                ran.as_secs(),
+                args.duration.as_secs()
+            ));
+        } else if !st.success() && !stopped {
             let said = s
                 .stderr
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .join("\n  ");
+            // kubectl's RBAC refusal of the exec, named as a permission.
+            let said = match rbac::parse_forbidden(&said) {
+                Some((need, user)) => rbac::forbidden_message(&need, &user),
+                None => said,
+            };
             dropped.push(format!("{} ({st}): {said}", s.label));
         }
     }
@@ -1064,9 +1265,10 @@ fn stream(
         }
         None => 0,
     };
+    let target_gone = !gone.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
     if refused {
         code = EXIT_ERROR;
-    } else if (!dropped.is_empty() || !pump_errors.is_empty()) && code != 1 {
+    } else if (!dropped.is_empty() || !pump_errors.is_empty() || target_gone) && code != 1 {
         code = EXIT_PARTIAL;
     }
     if bytes == 0 && !stopped {
@@ -1074,6 +1276,34 @@ fn stream(
     }
     Ok(code)
 }
+
+/// Every few seconds, is each target pod still there? What is said of those that are not
+/// (deleted, replaced by a pod of the same name, ended); a read that fails says nothing.
+fn watch_targets(kubectl: &Kubectl, targets: &[PodTarget]) -> Arc<Mutex<Vec<String>>> {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let (k, ts, said) = (kubectl.clone(), targets.to_vec(), out.clone());
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(TARGET_POLL);
+            for t in &ts {
+                let now = match k.get_json(&[&format!("pod/{}", t.name), "-n", &t.namespace]) {
+                    Ok(p) => p,
+                    Err(_) => continue,
+                };
+                if let Some(why) = target::gone(t, now.as_ref()) {
+                    said.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!("target pod {}/{} {why}", t.namespace, t.name));
+                    return;
+                }
+            }
+        }
+    });
+    out
+}
+
+/// How often the targets are looked at during a capture.
+const TARGET_POLL: Duration = Duration::from_secs(3);
 
 type Pump = std::thread::JoinHandle<Result<(), String>>;
 

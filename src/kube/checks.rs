@@ -66,26 +66,97 @@ pub fn shown(s: &str) -> String {
 
 /// The pod argument: `NAME`, or kubectl's `pod/NAME`, `pods/NAME`, `po/NAME`; the name alone.
 pub fn pod_arg(arg: &str) -> Result<String, String> {
-    let name = match arg.split_once('/') {
-        None => arg,
-        Some(("pod" | "pods" | "po", name)) => name,
-        Some((kind, _)) => {
-            return Err(format!(
-                "`{}`: only pods can be captured, not {}; to capture a workload's pods select \
-                 them by label, e.g. -l app=web",
-                shown(arg),
-                shown(kind)
-            ));
+    match target_arg(arg)? {
+        crate::kube::target::TargetArg::Pod(name) => Ok(name),
+        crate::kube::target::TargetArg::Workload { kind, .. } => {
+            Err(format!("`{}`: a {}, not a pod", shown(arg), kind.kind()))
+        }
+    }
+}
+
+/// The target argument as kubectl reads it: `NAME` or `pod/NAME` (`pods/`, `po/`), or a
+/// workload whose pods to capture: `deploy/NAME` (`deployment/`, `deployments/`,
+/// `deployment.apps/`…), `sts/NAME`, `ds/NAME`, `rs/NAME`.
+pub fn target_arg(arg: &str) -> Result<crate::kube::target::TargetArg, String> {
+    use crate::kube::target::{TargetArg, WorkloadKind};
+    let (kind, name) = match arg.split_once('/') {
+        None => (None, arg),
+        Some((kind, name)) => {
+            let bare = kind.strip_suffix(".apps").unwrap_or(kind);
+            let k = match (kind, bare) {
+                ("pod" | "pods" | "po", _) => None,
+                (_, "deploy" | "deployment" | "deployments") => Some(WorkloadKind::Deployment),
+                (_, "sts" | "statefulset" | "statefulsets") => Some(WorkloadKind::StatefulSet),
+                (_, "ds" | "daemonset" | "daemonsets") => Some(WorkloadKind::DaemonSet),
+                (_, "rs" | "replicaset" | "replicasets") => Some(WorkloadKind::ReplicaSet),
+                _ => {
+                    return Err(format!(
+                        "`{}`: cannot capture a {}: name a pod (NAME, pod/NAME), a workload \
+                         (deploy/, sts/, ds/, rs/NAME) or select pods by label (-l app=web)",
+                        shown(arg),
+                        shown(kind)
+                    ));
+                }
+            };
+            (k, name)
         }
     };
-    dns1123_subdomain("pod name", name).map_err(|e| {
+    dns1123_subdomain(kind.map_or("pod name", WorkloadKind::what), name).map_err(|e| {
         if name.starts_with('-') {
             format!("{e}; a flag goes before the pod, a label selector after -l")
         } else {
             e
         }
     })?;
-    Ok(name.to_string())
+    Ok(match kind {
+        None => TargetArg::Pod(name.to_string()),
+        Some(kind) => TargetArg::Workload {
+            kind,
+            name: name.to_string(),
+        },
+    })
+}
+
+/// A value of kubectl's text flags (`--cluster`, `--user`, `--as`, `--as-group`, `--as-uid`):
+/// any text, but not empty and no control characters (passed as one `--flag=VALUE`).
+pub fn kubectl_text_flag(flag: &str, v: &str) -> Result<(), String> {
+    if v.is_empty() || v.chars().any(char::is_control) {
+        return Err(format!("--{flag} `{}`: give a name", shown(v)));
+    }
+    Ok(())
+}
+
+/// `--request-timeout` as kubectl parses it: `0` (none), a whole number of seconds, or a Go
+/// duration (`30s`, `1m30s`, `500ms`).
+pub fn request_timeout(v: &str) -> Result<(), String> {
+    let bad = || {
+        Err(format!(
+            "--request-timeout `{}`: a duration such as 30s, 1m or 500ms (0: none)",
+            shown(v)
+        ))
+    };
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(());
+    }
+    let mut rest = v;
+    if rest.is_empty() {
+        return bad();
+    }
+    while !rest.is_empty() {
+        let num = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num == 0 || rest[..num].matches('.').count() > 1 || rest[..num] == *"." {
+            return bad();
+        }
+        rest = &rest[num..];
+        let unit = ["ns", "us", "µs", "ms", "s", "m", "h"]
+            .into_iter()
+            .find(|u| rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms")));
+        let Some(unit) = unit else { return bad() };
+        rest = &rest[unit.len()..];
+    }
+    Ok(())
 }
 
 /// A label value: empty, or at most 63 of `[A-Za-z0-9_.-]` starting and ending alphanumeric.
@@ -407,8 +478,32 @@ mod tests {
         assert_eq!(pod_arg("pods/web-1").unwrap(), "web-1");
         assert_eq!(pod_arg("po/web-1").unwrap(), "web-1");
         assert_eq!(pod_arg("web-1").unwrap(), "web-1");
-        let e = pod_arg("deploy/web").unwrap_err();
-        assert!(e.contains("only pods") && e.contains("-l app=web"), "{e}");
+        use crate::kube::target::{TargetArg, WorkloadKind};
+        for (arg, kind) in [
+            ("deploy/web", WorkloadKind::Deployment),
+            ("deployment/web", WorkloadKind::Deployment),
+            ("deployments.apps/web", WorkloadKind::Deployment),
+            ("sts/web", WorkloadKind::StatefulSet),
+            ("statefulset/web", WorkloadKind::StatefulSet),
+            ("ds/web", WorkloadKind::DaemonSet),
+            ("rs/web", WorkloadKind::ReplicaSet),
+        ] {
+            assert_eq!(
+                target_arg(arg).unwrap(),
+                TargetArg::Workload {
+                    kind,
+                    name: "web".into()
+                },
+                "{arg}"
+            );
+        }
+        let e = target_arg("svc/web").unwrap_err();
+        assert!(
+            e.contains("cannot capture a svc") && e.contains("-l app=web"),
+            "{e}"
+        );
+        let e = target_arg("deploy/--as=x").unwrap_err();
+        assert!(e.contains("deployment name `--as=x`"), "{e}");
         let e = pod_arg("--as=system:admin").unwrap_err();
         assert!(
             e.contains("not a Kubernetes name") && e.contains("-l"),
@@ -417,6 +512,22 @@ mod tests {
         assert!(pod_arg("pod/").is_err() && pod_arg("pod/--x").is_err());
         // A control character is escaped in the message, never printed raw.
         assert!(pod_arg("a\x1b[2Jb").unwrap_err().contains("\\u{1b}"));
+    }
+
+    #[test]
+    fn kubectl_global_flag_values() {
+        for ok in ["0", "30", "30s", "1m30s", "500ms", "1.5h", "2m"] {
+            assert!(request_timeout(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "s", "30x", "1m30", "-1s", "1..2s", "30 s", "--as=x"] {
+            assert!(request_timeout(bad).is_err(), "{bad}");
+        }
+        assert!(kubectl_text_flag("as", "system:serviceaccount:a:b").is_ok());
+        assert!(
+            kubectl_text_flag("as", "--privileged").is_ok(),
+            "one element: harmless"
+        );
+        assert!(kubectl_text_flag("as", "").is_err() && kubectl_text_flag("user", "a\nb").is_err());
     }
 
     #[test]

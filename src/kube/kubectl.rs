@@ -21,6 +21,13 @@ pub enum KubeError {
     },
     #[error("`kubectl {args}` failed: {stderr}")]
     Failed { args: String, stderr: String },
+    /// RBAC refused a call: the permission it needs and the user it names.
+    #[error("{}", super::rbac::forbidden_message(need, user))]
+    Forbidden {
+        need: Box<super::rbac::Need>,
+        user: String,
+        stderr: String,
+    },
     #[error("`kubectl {args}` printed something that is not JSON: {err}")]
     NotJson {
         args: String,
@@ -34,27 +41,83 @@ pub enum KubeError {
 #[derive(Debug, Clone)]
 pub struct Kubectl {
     pub program: PathBuf,
-    /// `--context=X`, `--kubeconfig=Y`: passed before every subcommand.
+    /// `--context=X`, `--kubeconfig=Y`, `--as=U`…: passed before every subcommand.
     pub global: Vec<String>,
+    /// `--request-timeout=T` of the user: on every call but the capture streams (a request
+    /// timeout would end a stream that is meant to last --duration).
+    pub request_timeout: Option<String>,
+}
+
+/// kubectl's global flags a user may give the plugin, passed on to every kubectl call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GlobalFlags {
+    pub context: Option<String>,
+    pub kubeconfig: Option<String>,
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+    /// `--as`: impersonate this user.
+    pub as_user: Option<String>,
+    /// `--as-group` (repeatable).
+    pub as_groups: Vec<String>,
+    pub as_uid: Option<String>,
+    pub request_timeout: Option<String>,
+}
+
+impl GlobalFlags {
+    /// One `--flag=VALUE` element each (a value can never be read as another flag), in
+    /// kubectl's order of documentation; `--request-timeout` apart.
+    pub fn argv(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        let mut one = |flag: &str, val: &Option<String>| {
+            if let Some(x) = val {
+                v.push(format!("--{flag}={x}"));
+            }
+        };
+        one("context", &self.context);
+        one("kubeconfig", &self.kubeconfig);
+        one("cluster", &self.cluster);
+        one("user", &self.user);
+        one("as", &self.as_user);
+        one("as-uid", &self.as_uid);
+        for g in &self.as_groups {
+            v.push(format!("--as-group={g}"));
+        }
+        v
+    }
 }
 
 impl Kubectl {
     pub fn new(context: Option<&str>, kubeconfig: Option<&str>) -> Kubectl {
-        let mut global = Vec::new();
-        if let Some(c) = context {
-            global.push(format!("--context={c}"));
-        }
-        if let Some(k) = kubeconfig {
-            global.push(format!("--kubeconfig={k}"));
-        }
+        Kubectl::with(&GlobalFlags {
+            context: context.map(str::to_string),
+            kubeconfig: kubeconfig.map(str::to_string),
+            ..GlobalFlags::default()
+        })
+    }
+
+    pub fn with(flags: &GlobalFlags) -> Kubectl {
         Kubectl {
             program: PathBuf::from("kubectl"),
-            global,
+            global: flags.argv(),
+            request_timeout: flags
+                .request_timeout
+                .as_ref()
+                .map(|t| format!("--request-timeout={t}")),
         }
     }
 
-    /// A command ready to spawn: kubectl, the global flags, then `args`.
+    /// A command ready to spawn: kubectl, the global flags (`--request-timeout` too, before
+    /// the subcommand: after an exec's `--` it would be the helper's), then `args`.
     pub fn command<S: AsRef<str>>(&self, args: &[S]) -> Command {
+        let mut c = Command::new(&self.program);
+        c.args(&self.global);
+        c.args(&self.request_timeout);
+        c.args(args.iter().map(AsRef::as_ref));
+        c
+    }
+
+    /// As `command`, without the user's `--request-timeout`: for the capture streams.
+    pub fn stream_command<S: AsRef<str>>(&self, args: &[S]) -> Command {
         let mut c = Command::new(&self.program);
         c.args(&self.global);
         c.args(args.iter().map(AsRef::as_ref));
@@ -90,13 +153,20 @@ impl Kubectl {
         }
         let out = child.wait_with_output().map_err(spawn_err)?;
         if out.status.success() {
-            Ok(out.stdout)
-        } else {
-            Err(KubeError::Failed {
-                args: Self::shown(args),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            })
+            return Ok(out.stdout);
         }
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        Err(match super::rbac::parse_forbidden(&stderr) {
+            Some((need, user)) => KubeError::Forbidden {
+                need: Box::new(need),
+                user,
+                stderr,
+            },
+            None => KubeError::Failed {
+                args: Self::shown(args),
+                stderr,
+            },
+        })
     }
 
     /// `kubectl get ... -o json`; `Ok(None)` when the object does not exist.
@@ -166,9 +236,24 @@ impl Kubectl {
 
     /// One request to the API server, bounded (`get --raw /api --request-timeout`): no
     /// discovery, so no retries; the stderr of a failure is `cluster::classify`'s input.
+    /// The user's own `--request-timeout` replaces the bound.
     pub fn ping(&self) -> Result<(), KubeError> {
-        let timeout = format!("--request-timeout={}", super::cluster::FIRST_CALL_TIMEOUT);
-        self.run(&["get", "--raw", "/api", &timeout], None)
-            .map(|_| ())
+        let mut k = self.clone();
+        let timeout = k
+            .request_timeout
+            .take()
+            .unwrap_or_else(|| format!("--request-timeout={}", super::cluster::FIRST_CALL_TIMEOUT));
+        k.run(&["get", "--raw", "/api", &timeout], None).map(|_| ())
+    }
+
+    /// The permissions of `needs` this user lacks, asked before anything is created (one
+    /// SelfSubjectAccessReview each, one kubectl call). Empty when all are allowed, or when
+    /// the question itself cannot be asked (then each call says what it lacks).
+    pub fn missing(&self, needs: &[super::rbac::Need]) -> Vec<super::rbac::Need> {
+        let body = super::rbac::reviews(needs).to_string();
+        match self.run(&["create", "-f", "-", "-o", "json"], Some(body.as_bytes())) {
+            Ok(out) => super::rbac::denied(needs, &out),
+            Err(_) => Vec::new(),
+        }
     }
 }

@@ -17,8 +17,10 @@ pub const SESSION: &str = "meshsniff.io/session";
 /// Unix seconds after which `kubectl meshsniff gc` deletes the helper.
 pub const EXPIRES: &str = "meshsniff.io/expires";
 pub const ISTIO_INJECT: &str = "sidecar.istio.io/inject";
-/// Time a helper gets beyond the capture's duration to start and to be stopped.
-pub const GRACE_SECS: u64 = 300;
+/// Time a helper gets beyond its start (`--start-timeout`) and the capture's duration to be
+/// stopped. (Was 300 s on top of the duration, start included: a helper whose plugin was
+/// SIGKILLed idled five minutes after its capture; measured on the test cluster.)
+pub const GRACE_SECS: u64 = 30;
 
 /// One helper pod of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,14 +31,17 @@ pub struct Helper {
     pub image: String,
     /// The capture's own bound, in seconds.
     pub duration_secs: u64,
+    /// How long it may take to start (`--start-timeout`), in seconds.
+    pub start_secs: u64,
     /// Creation time, Unix seconds.
     pub now: u64,
 }
 
 impl Helper {
-    /// The pod's own deadline (`activeDeadlineSeconds`): the capture plus a grace.
+    /// The pod's own deadline (`activeDeadlineSeconds`, and the idle process's): its start,
+    /// the capture, and a grace.
     pub fn deadline_secs(&self) -> u64 {
-        self.duration_secs + GRACE_SECS
+        self.start_secs + self.duration_secs + GRACE_SECS
     }
     pub fn expires(&self) -> u64 {
         self.now + self.deadline_secs()
