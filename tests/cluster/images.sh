@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 # shellcheck source=versions.env
 . "$here/versions.env"
-oci=${MESHSNIFF_OCI_IMAGE_PY:-$repo/release/oci-image.py}
+oci=$repo/release/oci-image.py
 [ -f "$oci" ] || { echo "images.sh: $oci is missing (the image builder from release/)" >&2; exit 1; }
 
 key=$(cat "$here/images.sh" "$here/pause.c" "$here/versions.env" "$oci" | sha256sum | cut -c1-16)
