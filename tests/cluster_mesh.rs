@@ -1,0 +1,524 @@
+//! Role: the Istio-style seed story on the real test cluster (tests/cluster/up.sh): a server pod
+//! (web + a real Envoy sidecar `istio-proxy` as uid 1337 behind the rules istio-iptables writes
+//! as its init container), a client with its own sidecar and one without (tests/cluster/mesh.sh),
+//! captured with `kubectl meshsniff`; asserts mtls, plaintext-expected, sidecar-bypass, rejected
+//! and plaintext-leak on real traffic. Skipped (a failure under MESHSNIFF_REQUIRE_ALL) without it.
+
+mod common;
+
+use meshsniff::policy::Kind;
+use meshsniff::report::FlowRecord;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const KUBECONFIG: &str = "/var/lib/meshsniff-cluster/admin.kubeconfig";
+const CONTAINERD: &str = "/run/meshsniff-cluster/containerd.sock";
+const NS: &str = "meshsniff-mesh";
+
+fn kubeconfig() -> String {
+    std::env::var("MESHSNIFF_KUBECONFIG").unwrap_or_else(|_| KUBECONFIG.to_string())
+}
+
+fn kubectl(args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig())
+        .args(args)
+        .output()
+        .expect("run kubectl")
+}
+
+/// kubectl's stdout, the command having succeeded.
+fn kubectl_ok(args: &[&str]) -> String {
+    let o = kubectl(args);
+    assert!(
+        o.status.success(),
+        "kubectl {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The test cluster answers (its API server is ready and its node too), else skip.
+fn cluster_or_skip(test: &str) -> bool {
+    if !common::root_or_skip(test) || !common::have(test, "kubectl") {
+        return false;
+    }
+    if !Path::new(&kubeconfig()).exists() {
+        common::skip(
+            test,
+            &format!(
+                "the test cluster is not up: {} is missing (tests/cluster/up.sh)",
+                kubeconfig()
+            ),
+        );
+        return false;
+    }
+    let ready = kubectl(&["get", "--raw", "/readyz", "--request-timeout=10s"]);
+    if !ready.status.success() {
+        common::skip(
+            test,
+            &format!(
+                "the test cluster's API server does not answer: {}",
+                String::from_utf8_lossy(&ready.stderr).trim()
+            ),
+        );
+        return false;
+    }
+    true
+}
+
+fn sh_ok(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The helper image the plugin runs: its default when the cluster has it (up.sh imports
+/// release/'s archive), else one built here from this checkout's `meshsniff` and its libraries.
+fn helper_image() -> String {
+    let default = meshsniff::kube::manifest::DEFAULT_IMAGE;
+    let have = sh_ok(Command::new("ctr").args([
+        "--address",
+        CONTAINERD,
+        "-n",
+        "k8s.io",
+        "images",
+        "ls",
+        "-q",
+    ]));
+    if have.lines().any(|l| l == default) {
+        return default.to_string();
+    }
+    let image = "meshsniff.test/helper:seed";
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("seed-helper");
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::copy(common::bin(), root.join("meshsniff")).unwrap();
+    let ldd = sh_ok(Command::new("ldd").arg(common::bin()));
+    for lib in ldd.split_whitespace().filter(|w| w.starts_with('/')) {
+        let to = root.join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(lib, &to).unwrap();
+    }
+    let tar = dir.join("helper.tar");
+    sh_ok(
+        Command::new("python3")
+            .arg(common::repo().join("release/oci-image.py"))
+            .args([
+                "--name",
+                "meshsniff.test/helper",
+                "--tag",
+                "seed",
+                "--rootfs",
+            ])
+            .arg(&root)
+            .arg("-o")
+            .arg(&tar)
+            .args(["--entrypoint", "/meshsniff"]),
+    );
+    sh_ok(
+        Command::new("ctr")
+            .args(["--address", CONTAINERD, "-n", "k8s.io", "images", "import"])
+            .arg(&tar),
+    );
+    image.to_string()
+}
+
+fn pod_ip(pod: &str) -> String {
+    kubectl_ok(&[
+        "-n",
+        NS,
+        "get",
+        &format!("pod/{pod}"),
+        "-o",
+        "jsonpath={.status.podIP}",
+    ])
+    .trim()
+    .to_string()
+}
+
+fn exec(pod: &str, container: &str, cmd: &[&str]) -> Output {
+    let mut a = vec!["-n", NS, "exec", pod, "-c", container, "--"];
+    a.extend_from_slice(cmd);
+    kubectl(&a)
+}
+
+/// Waits until a helper pod of the plugin is Running and its capture had time to start.
+fn wait_helper(plugin: &mut Child) {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = plugin.try_wait().unwrap() {
+            panic!("kubectl meshsniff ended before capturing: {st}");
+        }
+        let out = kubectl(&[
+            "-n",
+            "meshsniff-system",
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/managed-by=meshsniff",
+            "-o",
+            "jsonpath={.items[*].status.phase}",
+        ]);
+        if String::from_utf8_lossy(&out.stdout).contains("Running") {
+            // The exec stream and the helper's socket come up after Ready.
+            std::thread::sleep(Duration::from_secs(5));
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(150),
+            "no helper pod became Running within 150 s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+struct PortForward(Child);
+impl Drop for PortForward {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn port_forward(log: &Path) -> PortForward {
+    let f = std::fs::File::create(log).unwrap();
+    let child = Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig())
+        .args(["-n", NS, "port-forward", "pod/server", "18080:8080"])
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    common::wait_for(log, "Forwarding from 127.0.0.1:18080");
+    PortForward(child)
+}
+
+fn flows_to<'a>(flows: &'a [FlowRecord], server: &str) -> Vec<&'a FlowRecord> {
+    flows.iter().filter(|f| f.server == server).collect()
+}
+
+fn kind(f: &FlowRecord) -> Option<Kind> {
+    f.verdict.as_ref().map(|v| v.kind)
+}
+
+fn describe(flows: &[&FlowRecord]) -> String {
+    flows
+        .iter()
+        .map(|f| {
+            format!(
+                "\n  {} {} -> {} if={:?} lo={} {:?} {:?}",
+                f.id,
+                f.client,
+                f.server,
+                f.interface,
+                f.loopback,
+                f.protocol,
+                f.verdict
+                    .as_ref()
+                    .map(|v| (v.kind.name(), v.reason.to_string()))
+            )
+        })
+        .collect()
+}
+
+/// The whole story in one capture of the server pod, as a user runs it: every scenario's
+/// traffic while `kubectl meshsniff pod/server` streams, then the verdicts of each.
+#[test]
+fn istio_seed_story_on_the_real_cluster() {
+    let test = "istio_seed_story_on_the_real_cluster";
+    if !cluster_or_skip(test) {
+        return;
+    }
+    let repo = common::repo();
+    let up = Command::new(repo.join("tests/cluster/mesh.sh"))
+        .arg("up")
+        .env("KUBECONFIG", kubeconfig())
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "tests/cluster/mesh.sh up: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    // What istio-init did, from its own log: the nat rules it handed to iptables-restore.
+    let init = kubectl_ok(&["-n", NS, "logs", "pod/server", "-c", "istio-init"]);
+    for rule in [
+        "-A ISTIO_INBOUND -p tcp --dport 9090 -j RETURN",
+        "-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006",
+        "-A ISTIO_OUTPUT -o lo -s 127.0.0.6/32 -j RETURN",
+        "-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN",
+        "-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001",
+    ] {
+        assert!(
+            init.contains(rule),
+            "istio-init's log lacks `{rule}`:\n{init}"
+        );
+    }
+    // The sidecar is Envoy, as uid 1337.
+    let uid = exec("server", "istio-proxy", &["id", "-u"]);
+    assert_eq!(String::from_utf8_lossy(&uid.stdout).trim(), "1337");
+    let version = exec(
+        "server",
+        "istio-proxy",
+        &["/usr/local/bin/envoy", "--version"],
+    );
+    assert!(
+        String::from_utf8_lossy(&version.stdout).contains("/1.40.0/"),
+        "{}",
+        String::from_utf8_lossy(&version.stdout)
+    );
+
+    let server = pod_ip("server");
+    let client = pod_ip("client");
+    let plain = pod_ip("plain");
+    let image = helper_image();
+
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cluster-mesh");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("server.pcapng");
+    let err = dir.join("plugin.err");
+    let plugin_bin = env!("CARGO_BIN_EXE_kubectl-meshsniff");
+    let mut plugin = Command::new(plugin_bin)
+        .env("KUBECONFIG", kubeconfig())
+        .args([
+            "pod/server",
+            "-n",
+            NS,
+            "--duration",
+            "45s",
+            "--format",
+            "jsonl",
+        ])
+        .arg(format!("--image={image}"))
+        .arg("-o")
+        .arg(&pcap)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    wait_helper(&mut plugin);
+    let t0 = Instant::now();
+
+    // 1. STRICT mTLS: the client's app calls the server's pod IP in clear; its sidecar
+    //    originates mTLS (twice: the second connection resumes the first's session).
+    for _ in 0..2 {
+        let o = exec(
+            "client",
+            "curl",
+            &["curl", "-sS", "-m", "10", &format!("http://{server}:8080/")],
+        );
+        assert!(
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Directory listing"),
+            "client -> server through both sidecars: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // 2. port-forward: containerd dials the app on localhost inside the pod.
+    {
+        let _pf = port_forward(&dir.join("port-forward.log"));
+        let o = Command::new("curl")
+            .args(["-sS", "-m", "10", "-H", "Cookie: session=s3cr3t-session-id"])
+            .arg("http://127.0.0.1:18080/")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "curl through port-forward: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // 3. A client without a sidecar, plaintext to the STRICT port: Envoy refuses it.
+    let o = exec(
+        "plain",
+        "curl",
+        &["curl", "-sS", "-m", "10", &format!("http://{server}:8080/")],
+    );
+    assert!(
+        !o.status.success(),
+        "plaintext to the STRICT port was answered: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // 4. The same client to the excluded port 9090: answered in clear, token and all.
+    let o = exec(
+        "plain",
+        "curl",
+        &[
+            "curl",
+            "-sS",
+            "-m",
+            "10",
+            "-H",
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.c2VlZC1zdG9yeQ.c2ln",
+            &format!("http://{server}:9090/"),
+        ],
+    );
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Directory listing"),
+        "plain -> server:9090: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!("traffic made in {:?}", t0.elapsed());
+
+    let out = plugin.wait_with_output().unwrap();
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    // check's exit code: 1, the capture has problems (a leak and a bypass).
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "kubectl meshsniff: {stderr}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (flows, summary) = common::parse_jsonl(&out.stdout);
+    let all: Vec<&FlowRecord> = flows.iter().collect();
+    let shown = describe(&all);
+
+    // mTLS between the sidecars: every TLS flow from the client pod to the server port.
+    let mesh: Vec<&FlowRecord> = flows_to(&flows, &format!("{server}:8080"))
+        .into_iter()
+        .filter(|f| f.client.starts_with(&format!("{client}:")))
+        .collect();
+    assert!(mesh.len() >= 2, "no client->server flows:{shown}");
+    for f in &mesh {
+        assert_eq!(
+            kind(f),
+            Some(Kind::Mtls),
+            "client sidecar -> server:{shown}"
+        );
+        let tls = f.tls.as_ref().expect("TLS facts");
+        assert!(
+            tls.alpn_offered.iter().any(|a| a.starts_with("istio")),
+            "Istio's ALPN: {:?}",
+            tls.alpn_offered
+        );
+        assert_eq!(
+            tls.sni.as_deref(),
+            Some(format!("outbound_.8080_._.server.{NS}.svc.cluster.local").as_str())
+        );
+    }
+    // Envoy's inbound leg from 127.0.0.6 on lo.
+    let inbound: Vec<&FlowRecord> = flows
+        .iter()
+        .filter(|f| f.client.starts_with("127.0.0.6:") && f.server.ends_with(":8080"))
+        .collect();
+    assert!(inbound.len() >= 2, "no 127.0.0.6 leg:{shown}");
+    for f in &inbound {
+        assert!(f.loopback, "127.0.0.6 leg not on lo:{shown}");
+        assert_eq!(
+            kind(f),
+            Some(Kind::PlaintextExpected),
+            "127.0.0.6 leg:{shown}"
+        );
+    }
+    // port-forward: 127.0.0.1 -> 127.0.0.1:8080, never through Envoy.
+    let bypass = flows_to(&flows, "127.0.0.1:8080");
+    assert!(!bypass.is_empty(), "no port-forward flow:{shown}");
+    for f in &bypass {
+        assert_eq!(kind(f), Some(Kind::SidecarBypass), "port-forward:{shown}");
+    }
+    let v = bypass[0].verdict.as_ref().unwrap();
+    assert!(
+        v.findings
+            .iter()
+            .any(|x| x.rule == "sensitive-data" && x.evidence.starts_with("cookie")),
+        "the cookie: {v:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("s3cr3t-session-id"),
+        "the cookie's value is printed"
+    );
+    // The client without a sidecar: refused on the STRICT port, leaking on 9090.
+    let refused: Vec<&FlowRecord> = flows_to(&flows, &format!("{server}:8080"))
+        .into_iter()
+        .filter(|f| f.client.starts_with(&format!("{plain}:")))
+        .collect();
+    assert!(!refused.is_empty(), "no plain -> :8080 flow:{shown}");
+    for f in &refused {
+        assert_eq!(
+            kind(f),
+            Some(Kind::Rejected),
+            "plain -> STRICT port:{shown}"
+        );
+    }
+    let leak: Vec<&FlowRecord> = flows_to(&flows, &format!("{server}:9090"))
+        .into_iter()
+        .filter(|f| f.client.starts_with(&format!("{plain}:")))
+        .collect();
+    assert!(!leak.is_empty(), "no plain -> :9090 flow:{shown}");
+    for f in &leak {
+        assert_eq!(kind(f), Some(Kind::PlaintextLeak), "excluded port:{shown}");
+        assert!(!f.loopback);
+    }
+    let v = leak[0].verdict.as_ref().unwrap();
+    assert!(
+        v.findings
+            .iter()
+            .any(|x| x.rule == "sensitive-data" && x.evidence.contains("Bearer <redacted")),
+        "the token: {v:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("c2VlZC1zdG9yeQ"),
+        "the token is printed"
+    );
+    // Nothing else is a problem: the FAIL line counts exactly these.
+    let problems: Vec<&FlowRecord> = flows
+        .iter()
+        .filter(|f| kind(f).is_some_and(Kind::is_problem))
+        .collect();
+    assert_eq!(
+        problems.len(),
+        bypass.len() + leak.len(),
+        "other problems:{}",
+        describe(&problems)
+    );
+    eprintln!("{summary:?}");
+
+    // The saved pcapng reads back whole in tshark, with the TLS handshakes in it.
+    let hellos = common::tshark_fields(
+        &pcap,
+        &["tls.handshake.extensions_server_name"],
+        "tls.handshake.type == 1",
+    );
+    assert!(
+        hellos
+            .iter()
+            .any(|s| s.starts_with("outbound_.8080_._.server.")),
+        "{hellos:?}"
+    );
+    // No helper left behind.
+    let left = kubectl_ok(&[
+        "get",
+        "pods",
+        "-A",
+        "-l",
+        "app.kubernetes.io/managed-by=meshsniff",
+        "-o",
+        "name",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut left = left;
+    while !left.trim().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+        left = kubectl_ok(&[
+            "get",
+            "pods",
+            "-A",
+            "-l",
+            "app.kubernetes.io/managed-by=meshsniff",
+            "-o",
+            "name",
+        ]);
+    }
+    assert!(left.trim().is_empty(), "helpers left: {left}");
+}
