@@ -189,17 +189,30 @@ impl Drop for PortForward {
     }
 }
 
-fn port_forward(log: &Path) -> PortForward {
+/// `kubectl port-forward pod/server PORT:8080` on a free local port (other tests forward
+/// too: a fixed one collides); returns it once kubectl listens.
+fn port_forward(log: &Path) -> (PortForward, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let f = std::fs::File::create(log).unwrap();
     let child = Command::new("kubectl")
         .env("KUBECONFIG", kubeconfig())
-        .args(["-n", NS, "port-forward", "pod/server", "18080:8080"])
+        .args([
+            "-n",
+            NS,
+            "port-forward",
+            "pod/server",
+            &format!("{port}:8080"),
+        ])
         .stdout(f.try_clone().unwrap())
         .stderr(f)
         .spawn()
         .unwrap();
-    common::wait_for(log, "Forwarding from 127.0.0.1:18080");
-    PortForward(child)
+    common::wait_for(log, &format!("Forwarding from 127.0.0.1:{port}"));
+    (PortForward(child), port)
 }
 
 fn flows_to<'a>(flows: &'a [FlowRecord], server: &str) -> Vec<&'a FlowRecord> {
@@ -319,7 +332,8 @@ fn istio_seed_story_on_the_real_cluster() {
             &["curl", "-sS", "-m", "10", &format!("http://{server}:8080/")],
         );
         assert!(
-            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Directory listing"),
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout).contains("hello from meshsniff web"),
             "client -> server through both sidecars: {}{}",
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
@@ -327,10 +341,10 @@ fn istio_seed_story_on_the_real_cluster() {
     }
     // 2. port-forward: containerd dials the app on localhost inside the pod.
     {
-        let _pf = port_forward(&dir.join("port-forward.log"));
+        let (_pf, port) = port_forward(&dir.join("port-forward.log"));
         let o = Command::new("curl")
             .args(["-sS", "-m", "10", "-H", "Cookie: session=s3cr3t-session-id"])
-            .arg("http://127.0.0.1:18080/")
+            .arg(format!("http://127.0.0.1:{port}/"))
             .output()
             .unwrap();
         assert!(
@@ -365,7 +379,8 @@ fn istio_seed_story_on_the_real_cluster() {
         ],
     );
     assert!(
-        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Directory listing"),
+        o.status.success()
+            && String::from_utf8_lossy(&o.stdout).contains("hello from meshsniff web"),
         "plain -> server:9090: {}",
         String::from_utf8_lossy(&o.stderr)
     );
@@ -484,17 +499,25 @@ fn istio_seed_story_on_the_real_cluster() {
     );
     eprintln!("{summary:?}");
 
-    // The saved pcapng reads back whole in tshark, with the TLS handshakes in it.
-    let hellos = common::tshark_fields(
-        &pcap,
-        &["tls.handshake.extensions_server_name"],
-        "tls.handshake.type == 1",
-    );
+    // The saved pcapng reads back whole in tshark (no warning), an interface per pod
+    // interface, and tshark too finds Istio's SNI in the client sidecar's ClientHellos.
+    let ifaces = common::tshark_fields(&pcap, &["frame.interface_name"], "tcp");
+    assert!(!ifaces.is_empty(), "no TCP packet in {}", pcap.display());
+    let o = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args(["-d", "tcp.port==8080,tls", "-Y", "tls.handshake.type == 1"])
+        .args(["-T", "fields", "-e", "tls.handshake.extensions_server_name"])
+        .output()
+        .unwrap();
+    let hellos = String::from_utf8_lossy(&o.stdout);
     assert!(
         hellos
-            .iter()
-            .any(|s| s.starts_with("outbound_.8080_._.server.")),
-        "{hellos:?}"
+            .lines()
+            .filter(|s| *s == format!("outbound_.8080_._.server.{NS}.svc.cluster.local"))
+            .count()
+            >= mesh.len(),
+        "{hellos}"
     );
     // No helper left behind.
     let left = kubectl_ok(&[

@@ -72,7 +72,8 @@ for sa in server client; do
 done
 
 # ---- the sidecars' bootstraps: captures/mesh/envoy/sidecar.yaml (the mesh lab's), rendered
-# here except POD_IP, which the container fills in from the downward API.
+# here except POD_IP, which the container fills in from the downward API (into the emptyDir
+# where pilot-agent would write its envoy-rev file: Istio's istio-envoy volume).
 boot=$repo/captures/mesh/envoy/sidecar.yaml
 [ -f "$boot" ] || die "$boot is missing (the mesh lab's Envoy bootstrap)"
 render() {  # peer-san
@@ -135,8 +136,8 @@ spec:
     imagePullPolicy: Never
     command: [/bin/sh, -c]
     args:
-    - sed "s/\\\${POD_IP}/\$POD_IP/g" /etc/istio/proxy/envoy.yaml > /tmp/envoy.yaml &&
-      exec /usr/local/bin/envoy -c /tmp/envoy.yaml --disable-hot-restart --concurrency 1 -l warning
+    - sed "s/\\\${POD_IP}/\$POD_IP/g" /etc/istio/bootstrap/envoy.yaml > /etc/istio/proxy/envoy-rev.yaml &&
+      exec /usr/local/bin/envoy -c /etc/istio/proxy/envoy-rev.yaml --disable-hot-restart --concurrency 1 -l warning
     env:
     - name: POD_IP
       valueFrom: {fieldRef: {fieldPath: status.podIP}}
@@ -156,7 +157,8 @@ spec:
       capabilities: {drop: [ALL]}
     volumeMounts:
     - {name: istio-certs, mountPath: /etc/certs, readOnly: true}
-    - {name: istio-proxy-config, mountPath: /etc/istio/proxy, readOnly: true}
+    - {name: istio-proxy-config, mountPath: /etc/istio/bootstrap, readOnly: true}
+    - {name: istio-envoy, mountPath: /etc/istio/proxy}
     - {name: istio-logs, mountPath: /var/log/istio-proxy}
   volumes:
   - name: istio-certs
@@ -164,6 +166,8 @@ spec:
   - name: istio-proxy-config
     configMap: {name: istio-proxy-$1}
   - name: istio-logs
+    emptyDir: {}
+  - name: istio-envoy
     emptyDir: {}
 YAML
 }
