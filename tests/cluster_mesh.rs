@@ -8,6 +8,7 @@ mod common;
 
 use meshsniff::policy::Kind;
 use meshsniff::report::FlowRecord;
+use meshsniff::tls::ClientCert;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -149,6 +150,43 @@ fn exec(pod: &str, container: &str, cmd: &[&str]) -> Output {
     let mut a = vec!["-n", NS, "exec", pod, "-c", container, "--"];
     a.extend_from_slice(cmd);
     kubectl(&a)
+}
+
+/// Restarts a pod's Envoy (it is the container's PID 1; the kubelet starts it again) and waits
+/// until it is ready: a fresh Envoy has no TLS sessions to resume, so the next connection is a
+/// full handshake, which the capture then holds. (A sidecar that already talked to the server
+/// resumes: no certificate crosses the wire.)
+fn restart_sidecar(pod: &str) {
+    let restarts = || {
+        kubectl_ok(&[
+            "-n",
+            NS,
+            "get",
+            &format!("pod/{pod}"),
+            "-o",
+            r#"jsonpath={.status.containerStatuses[?(@.name=="istio-proxy")].restartCount} {.status.containerStatuses[?(@.name=="istio-proxy")].ready}"#,
+        ])
+    };
+    let before: u64 = restarts()
+        .split(' ')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .expect("restartCount");
+    let _ = exec(pod, "istio-proxy", &["sh", "-c", "kill 1"]);
+    let start = Instant::now();
+    loop {
+        let now = restarts();
+        let mut it = now.split(' ');
+        let n: u64 = it.next().and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+        if n > before && it.next().map(str::trim) == Some("true") {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{pod}'s istio-proxy did not come back: {now}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Waits until a helper pod of the plugin is Running and its capture had time to start.
@@ -295,6 +333,7 @@ fn istio_seed_story_on_the_real_cluster() {
     let client = pod_ip("client");
     let plain = pod_ip("plain");
     let image = helper_image();
+    restart_sidecar("client");
 
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cluster-mesh");
     let _ = std::fs::remove_dir_all(&dir);
@@ -405,6 +444,25 @@ fn istio_seed_story_on_the_real_cluster() {
         .filter(|f| f.client.starts_with(&format!("{client}:")))
         .collect();
     assert!(mesh.len() >= 2, "no client->server flows:{shown}");
+    // The first, after the client's Envoy restarted: a full TLS 1.3 handshake whose record
+    // sizes show a client certificate; the next resumes that session.
+    let mut mesh = mesh;
+    mesh.sort_by(|a, b| a.first_ts.total_cmp(&b.first_ts));
+    let full = mesh[0].tls.as_ref().expect("TLS facts");
+    assert!(!full.resumed, "the first mesh connection resumed:{shown}");
+    assert_eq!(full.version.as_deref(), Some("1.3"));
+    assert_eq!(
+        full.client_cert_inferred,
+        Some(ClientCert::Presented),
+        "{full:?}"
+    );
+    for f in &mesh[1..] {
+        let t = f.tls.as_ref().expect("TLS facts");
+        if t.resumed {
+            assert_eq!(t.resumed_from_flow, Some(mesh[0].id), "{t:?}");
+            assert_eq!(t.resumed_client_cert, Some(ClientCert::Presented), "{t:?}");
+        }
+    }
     for f in &mesh {
         assert_eq!(
             kind(f),
