@@ -70,6 +70,28 @@ fn cluster_or_skip(test: &str) -> bool {
     true
 }
 
+/// `tests/cluster/mesh.sh up`, once per test binary (the tests run in parallel and both need
+/// the pods; two applies at once race on the namespace's objects).
+fn mesh_up() {
+    static UP: std::sync::Mutex<Option<Result<(), String>>> = std::sync::Mutex::new(None);
+    let mut done = UP.lock().unwrap_or_else(|e| e.into_inner());
+    if done.is_none() {
+        let up = Command::new(common::repo().join("tests/cluster/mesh.sh"))
+            .arg("up")
+            .env("KUBECONFIG", kubeconfig())
+            .output()
+            .unwrap();
+        *done = Some(if up.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&up.stderr).into_owned())
+        });
+    }
+    if let Some(Err(e)) = done.as_ref() {
+        panic!("tests/cluster/mesh.sh up: {e}");
+    }
+}
+
 fn sh_ok(cmd: &mut Command) -> String {
     let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
@@ -289,17 +311,7 @@ fn istio_seed_story_on_the_real_cluster() {
     if !cluster_or_skip(test) {
         return;
     }
-    let repo = common::repo();
-    let up = Command::new(repo.join("tests/cluster/mesh.sh"))
-        .arg("up")
-        .env("KUBECONFIG", kubeconfig())
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "tests/cluster/mesh.sh up: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    mesh_up();
 
     // What istio-init did, from its own log: the nat rules it handed to iptables-restore.
     let init = kubectl_ok(&["-n", NS, "logs", "pod/server", "-c", "istio-init"]);
@@ -602,4 +614,92 @@ fn istio_seed_story_on_the_real_cluster() {
         ]);
     }
     assert!(left.trim().is_empty(), "helpers left: {left}");
+}
+
+/// Pod Security, as the real API server enforces it: the server pod as mesh.sh made it is
+/// refused by a namespace that enforces `baseline` (istio-init adds NET_ADMIN and NET_RAW,
+/// which is why Istio without its CNI plugin needs `privileged`), and the error names them.
+#[test]
+fn istio_init_is_refused_under_baseline_pod_security() {
+    let test = "istio_init_is_refused_under_baseline_pod_security";
+    if !cluster_or_skip(test) {
+        return;
+    }
+    mesh_up();
+    let ns = "meshsniff-mesh-baseline";
+    let _ = kubectl(&[
+        "delete",
+        "namespace",
+        ns,
+        "--ignore-not-found",
+        "--wait=false",
+    ]);
+    let mut create = Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig())
+        .args(["create", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let namespace = serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": {"pod-security.kubernetes.io/enforce": "baseline"}}
+    });
+    use std::io::Write;
+    create
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(namespace.to_string().as_bytes())
+        .unwrap();
+    let o = create.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // The live pod's spec, moved to that namespace, through admission (server-side dry run).
+    let live: serde_json::Value =
+        serde_json::from_str(&kubectl_ok(&["-n", NS, "get", "pod/server", "-o", "json"])).unwrap();
+    let mut spec = live["spec"].clone();
+    spec.as_object_mut().unwrap().remove("nodeName");
+    spec["serviceAccountName"] = "default".into();
+    spec.as_object_mut().unwrap().remove("serviceAccount");
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "server", "namespace": ns},
+        "spec": spec,
+    });
+    let mut dry = Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig())
+        .args(["create", "--dry-run=server", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    dry.stdin
+        .take()
+        .unwrap()
+        .write_all(pod.to_string().as_bytes())
+        .unwrap();
+    let o = dry.wait_with_output().unwrap();
+    let _ = kubectl(&[
+        "delete",
+        "namespace",
+        ns,
+        "--ignore-not-found",
+        "--wait=false",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "baseline admitted istio-init: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        err.contains("violates PodSecurity \"baseline:latest\"")
+            && err.contains("istio-init")
+            && err.contains("NET_ADMIN")
+            && err.contains("NET_RAW"),
+        "{err}"
+    );
 }
