@@ -211,33 +211,34 @@ fn restart_sidecar(pod: &str) {
     }
 }
 
-/// Waits until a helper pod of the plugin is Running and its capture had time to start.
-fn wait_helper(plugin: &mut Child) {
+/// Waits until the plugin's helper says it is capturing (its stderr, relayed by the plugin);
+/// returns the helper pod's name. Other tests run helpers in meshsniff-system at the same
+/// time, so only this plugin's own words count.
+fn wait_capturing(plugin: &mut Child, err: &Path) -> String {
     let start = Instant::now();
     loop {
         if let Some(st) = plugin.try_wait().unwrap() {
-            panic!("kubectl meshsniff ended before capturing: {st}");
+            panic!(
+                "kubectl meshsniff ended before capturing: {st}: {}",
+                std::fs::read_to_string(err).unwrap_or_default()
+            );
         }
-        let out = kubectl(&[
-            "-n",
-            "meshsniff-system",
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/managed-by=meshsniff",
-            "-o",
-            "jsonpath={.items[*].status.phase}",
-        ]);
-        if String::from_utf8_lossy(&out.stdout).contains("Running") {
-            // The exec stream and the helper's socket come up after Ready.
-            std::thread::sleep(Duration::from_secs(5));
-            return;
+        let text = std::fs::read_to_string(err).unwrap_or_default();
+        if text.contains(&format!("[{NS}/server] meshsniff: capturing on")) {
+            let helper = text
+                .lines()
+                .find_map(|l| l.strip_prefix("kubectl meshsniff: helper pod meshsniff-system/"))
+                .and_then(|r| r.split_whitespace().next())
+                .expect("the plugin names its helper pod")
+                .to_string();
+            std::thread::sleep(Duration::from_secs(1));
+            return helper;
         }
         assert!(
             start.elapsed() < Duration::from_secs(150),
-            "no helper pod became Running within 150 s"
+            "the helper did not start capturing within 150 s: {text}"
         );
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -371,7 +372,7 @@ fn istio_seed_story_on_the_real_cluster() {
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap();
-    wait_helper(&mut plugin);
+    let helper = wait_capturing(&mut plugin, &err);
     let t0 = Instant::now();
 
     // 1. STRICT mTLS: the client's app calls the server's pod IP in clear; its sidecar
@@ -589,31 +590,26 @@ fn istio_seed_story_on_the_real_cluster() {
             >= mesh.len(),
         "{hellos}"
     );
-    // No helper left behind.
-    let left = kubectl_ok(&[
-        "get",
-        "pods",
-        "-A",
-        "-l",
-        "app.kubernetes.io/managed-by=meshsniff",
-        "-o",
-        "name",
-    ]);
+    // The plugin deleted its helper (other tests' helpers may be running meanwhile).
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut left = left;
-    while !left.trim().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_secs(1));
-        left = kubectl_ok(&[
+    loop {
+        let o = kubectl(&[
+            "-n",
+            "meshsniff-system",
             "get",
-            "pods",
-            "-A",
-            "-l",
-            "app.kubernetes.io/managed-by=meshsniff",
+            &format!("pod/{helper}"),
+            "--ignore-not-found",
             "-o",
-            "name",
+            "jsonpath={.metadata.deletionTimestamp}",
         ]);
+        let left = String::from_utf8_lossy(&o.stdout).into_owned();
+        // Gone, or being deleted (the plugin deletes with --wait=false).
+        if o.status.success() && (o.stdout.is_empty() || !left.trim().is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "helper {helper} left: {left}");
+        std::thread::sleep(Duration::from_secs(1));
     }
-    assert!(left.trim().is_empty(), "helpers left: {left}");
 }
 
 /// Pod Security, as the real API server enforces it: the server pod as mesh.sh made it is
