@@ -109,6 +109,9 @@ for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/unified/kubepods; do
 done
 
 rm -rf "$S" "$R" /var/lib/cni/results/meshsniff-* 2> /dev/null
+# containerd 1.6's shims put their sockets in /run/containerd/s whatever the state dir:
+# gone with the shims; the directories go too when nothing else left anything there.
+rmdir /run/containerd/s /run/containerd/fifo /run/containerd 2> /dev/null
 left=$(awk '{print $5}' /proc/self/mountinfo | grep -cE "^($S|$R)(/|$)" || true)
 [ "$left" = 0 ] || log "$left mounts are still under $S or $R"
 log "done"

@@ -57,7 +57,7 @@ image "$PAUSE_IMAGE" "$work/pause" pause.tar --entrypoint /pause --user 65535
 
 # busybox: every applet (sh, tar, cat, sha256sum, ...): the plugin's --upload mode target.
 r=$work/busybox; base "$r"; applets "$r"
-image "$BUSYBOX_IMAGE" "$r" busybox.tar --cmd=/bin/sh
+image "$BUSYBOX_IMAGE" "$r" busybox.tar --cmd '["/bin/sh"]'
 
 # web: python3 -m http.server; the stdlib without tests, GUI, build and packaging parts.
 r=$work/web; base "$r"
@@ -75,7 +75,7 @@ for so in "$r/usr/lib/$pyver"/lib-dynload/*.so; do
   done
 done
 mkdir -p "$r/srv"; echo "hello from meshsniff web" > "$r/srv/index.html"
-image "$WEB_IMAGE" "$r" web.tar --workdir /srv --cmd=python3 --cmd=-m --cmd=http.server --cmd=8080
+image "$WEB_IMAGE" "$r" web.tar --workdir /srv --cmd '["python3", "-m", "http.server", "8080"]'
 
 # curl: Debian's curl and its libraries, no CA store.
 r=$work/curl; base "$r"

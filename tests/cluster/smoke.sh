@@ -77,7 +77,7 @@ echo "curl through port-forward: $out"
 kill "$pf"; wait "$pf" 2> /dev/null || true; pf=
 
 step "ephemeral container (kubectl debug, $BUSYBOX_IMAGE)"
-k debug web -c dbg --image="$BUSYBOX_IMAGE" --image-pull-policy=Never --target=web \
+k debug web -c dbg --image="$BUSYBOX_IMAGE" --image-pull-policy=Never --target=web --profile=general \
   -- sh -c 'sleep 600' > /dev/null
 for _ in $(seq 1 120); do
   st=$(k get pod web -o jsonpath='{.status.ephemeralContainerStatuses[?(@.name=="dbg")].state.running.startedAt}')

@@ -193,7 +193,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_tls_streaming = false
-  restrict_oom_score_adj = false
+  # lowering oom_score_adj below 0 is refused here (EACCES); the pause container asks for
+  # -998 and runc fails with "can't get final child's PID from pipe: EOF": clamp to ours
+  restrict_oom_score_adj = true
   # pod network namespaces under $R (down.sh unmounts them there), not in /run/netns
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
@@ -203,6 +205,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        Root = "$R/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$S/cni/net.d"
