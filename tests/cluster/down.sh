@@ -44,7 +44,9 @@ kill_cgroup_procs() {
     done
   done
 }
+sandboxes=
 if [ -S "$R/containerd.sock" ] && [ -n "$(ours containerd)" ]; then
+  sandboxes=$(ctr --address "$R/containerd.sock" -n k8s.io containers ls -q 2> /dev/null)
   for t in $(ctr --address "$R/containerd.sock" -n k8s.io tasks ls -q 2> /dev/null); do
     ctr --address "$R/containerd.sock" -n k8s.io tasks kill -s SIGKILL "$t" > /dev/null 2>&1
   done
@@ -88,7 +90,7 @@ fi
 
 # The kubelet's iptables chains (KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT, ...): nothing else
 # here writes KUBE-* chains. The CNI config has no ipMasq and no portmap, so it adds none.
-for ipt in iptables ip6tables; do
+for ipt in iptables ip6tables iptables-legacy ip6tables-legacy; do
   command -v "$ipt" > /dev/null || continue
   for table in filter nat mangle; do
     chains=$("$ipt" -t "$table" -S 2> /dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}')
@@ -109,8 +111,15 @@ for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/unified/kubepods; do
 done
 
 rm -rf "$S" "$R" /var/lib/cni/results/meshsniff-* 2> /dev/null
-# containerd 1.6's shims put their sockets in /run/containerd/s whatever the state dir:
-# gone with the shims; the directories go too when nothing else left anything there.
+# libcni's result cache (its default /var/lib/cni) for our sandboxes, the CRI's cni-loopback too.
+for id in $sandboxes; do rm -f /var/lib/cni/results/*-"$id"-*; done
+rmdir /var/lib/cni/results /var/lib/cni 2> /dev/null
+# containerd 1.6's shims put their sockets in /run/containerd/s whatever the state dir; a
+# killed shim leaves its socket: remove those nothing listens on, then the empty directories.
+for f in /run/containerd/s/*; do
+  [ -S "$f" ] || continue
+  ss -xlH 2> /dev/null | grep -qF "$f" || rm -f "$f"
+done
 rmdir /run/containerd/s /run/containerd/fifo /run/containerd 2> /dev/null
 left=$(awk '{print $5}' /proc/self/mountinfo | grep -cE "^($S|$R)(/|$)" || true)
 [ "$left" = 0 ] || log "$left mounts are still under $S or $R"

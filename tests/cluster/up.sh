@@ -219,12 +219,13 @@ wait_for containerd 60 ctr version || fail_log containerd
 for f in pause web curl busybox; do
   ctr -n k8s.io images import "$images/$f.tar" > /dev/null
 done
-helper_tar=$repo/release/out/image/meshsniff-oci.tar
+ctr -n k8s.io images tag --force "$BUSYBOX_IMAGE" "$UPLOAD_DEFAULT_IMAGE" > /dev/null
+# MESHSNIFF_HELPER_IMAGE names another archive (e.g. one built in another checkout).
+helper_tar=${MESHSNIFF_HELPER_IMAGE:-$repo/release/out/image/meshsniff-oci.tar}
 if [ -f "$helper_tar" ]; then
-  ctr -n k8s.io images import "$helper_tar" > /dev/null
-  log "imported the helper image from $helper_tar"
+  "$here/import.sh" "$helper_tar"
 else
-  log "no helper image: $helper_tar is missing (release/build.sh makes it); the plugin's default --image is not in the cluster"
+  log "no helper image: $helper_tar is missing (release/build.sh makes it; tests/cluster/import.sh imports one later); the plugin's default --image is not in the cluster"
 fi
 
 # ---- kubelet
