@@ -110,6 +110,10 @@ for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/unified/kubepods; do
   [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2> /dev/null
 done
 
+# The kernel settings the kubelet changed, as they were before up.sh first started it.
+if [ -f "$S/sysctl.orig" ]; then
+  while IFS= read -r kv; do sysctl -q -w "$kv" > /dev/null 2>&1 || log "could not restore $kv"; done < "$S/sysctl.orig"
+fi
 rm -rf "$S" "$R" /var/lib/cni/results/meshsniff-* 2> /dev/null
 # libcni's result cache (its default /var/lib/cni) for our sandboxes, the CRI's cni-loopback too.
 for id in $sandboxes; do rm -f /var/lib/cni/results/*-"$id"-*; done

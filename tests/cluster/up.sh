@@ -257,6 +257,14 @@ serializeImagePulls: false
 rotateCertificates: false
 serverTLSBootstrap: false
 YAML
+# The kubelet sets these to its defaults (protectKernelDefaults off); down.sh puts back the
+# values seen before the first start.
+if [ ! -f "$S/sysctl.orig" ]; then
+  for k in vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops \
+           kernel.keys.root_maxkeys kernel.keys.root_maxbytes; do
+    echo "$k=$(sysctl -n "$k")"
+  done > "$S/sysctl.orig"
+fi
 start kubelet kubelet --config "$S/kubelet/config.yaml" --kubeconfig "$S/kubelet.kubeconfig" \
   --root-dir "$S/kubelet" --cert-dir "$S/kubelet/pki" --hostname-override "$NODE" \
   --node-ip "$NODE_IP" --v=1
