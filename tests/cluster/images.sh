@@ -74,6 +74,15 @@ for so in "$r/usr/lib/$pyver"/lib-dynload/*.so; do
     [ -e "$r$lib" ] || { mkdir -p "$r$(dirname "$lib")"; cp -L "$lib" "$r$lib"; }
   done
 done
+# As PID 1, python3 would ignore SIGTERM (no default action for PID 1): every pod deletion
+# would wait out its grace period (30 s). sitecustomize makes SIGTERM exit 0 there. Debian's
+# sitecustomize.py is a symlink to /etc: remove it first, never write through it to the host.
+rm -f "$r/usr/lib/$pyver/sitecustomize.py"
+cat > "$r/usr/lib/$pyver/sitecustomize.py" <<'PY'
+import os, signal, sys
+if os.getpid() == 1:
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+PY
 mkdir -p "$r/srv"; echo "hello from meshsniff web" > "$r/srv/index.html"
 image "$WEB_IMAGE" "$r" web.tar --workdir /srv --cmd '["python3", "-m", "http.server", "8080"]'
 
