@@ -115,8 +115,11 @@ if [ -f "$S/sysctl.orig" ]; then
   while IFS= read -r kv; do sysctl -q -w "$kv" > /dev/null 2>&1 || log "could not restore $kv"; done < "$S/sysctl.orig"
 fi
 rm -rf "$S" "$R" /var/lib/cni/results/meshsniff-* 2> /dev/null
-# libcni's result cache (its default /var/lib/cni) for our sandboxes, the CRI's cni-loopback too.
+# libcni's result cache (its default /var/lib/cni) for our sandboxes, the CRI's cni-loopback
+# too; a sandbox whose creation failed is no longer listed but leaves its cni-loopback entry,
+# and no other CRI runtime runs on these machines: all cni-loopback entries go.
 for id in $sandboxes; do rm -f /var/lib/cni/results/*-"$id"-*; done
+rm -f /var/lib/cni/results/cni-loopback-*
 rmdir /var/lib/cni/results /var/lib/cni 2> /dev/null
 # containerd 1.6's shims put their sockets in /run/containerd/s whatever the state dir; a
 # killed shim leaves its socket: remove those nothing listens on, then the empty directories.
