@@ -44,7 +44,9 @@ kill_cgroup_procs() {
     done
   done
 }
+sandboxes=
 if [ -S "$R/containerd.sock" ] && [ -n "$(ours containerd)" ]; then
+  sandboxes=$(ctr --address "$R/containerd.sock" -n k8s.io containers ls -q 2> /dev/null)
   for t in $(ctr --address "$R/containerd.sock" -n k8s.io tasks ls -q 2> /dev/null); do
     ctr --address "$R/containerd.sock" -n k8s.io tasks kill -s SIGKILL "$t" > /dev/null 2>&1
   done
@@ -88,7 +90,7 @@ fi
 
 # The kubelet's iptables chains (KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT, ...): nothing else
 # here writes KUBE-* chains. The CNI config has no ipMasq and no portmap, so it adds none.
-for ipt in iptables ip6tables; do
+for ipt in iptables ip6tables iptables-legacy ip6tables-legacy; do
   command -v "$ipt" > /dev/null || continue
   for table in filter nat mangle; do
     chains=$("$ipt" -t "$table" -S 2> /dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}')
@@ -108,7 +110,24 @@ for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/unified/kubepods; do
   [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2> /dev/null
 done
 
+# The kernel settings the kubelet changed, as they were before up.sh first started it.
+if [ -f "$S/sysctl.orig" ]; then
+  while IFS= read -r kv; do sysctl -q -w "$kv" > /dev/null 2>&1 || log "could not restore $kv"; done < "$S/sysctl.orig"
+fi
 rm -rf "$S" "$R" /var/lib/cni/results/meshsniff-* 2> /dev/null
+# libcni's result cache (its default /var/lib/cni) for our sandboxes, the CRI's cni-loopback
+# too; a sandbox whose creation failed is no longer listed but leaves its cni-loopback entry,
+# and no other CRI runtime runs on these machines: all cni-loopback entries go.
+for id in $sandboxes; do rm -f /var/lib/cni/results/*-"$id"-*; done
+rm -f /var/lib/cni/results/cni-loopback-*
+rmdir /var/lib/cni/results /var/lib/cni 2> /dev/null
+# containerd 1.6's shims put their sockets in /run/containerd/s whatever the state dir; a
+# killed shim leaves its socket: remove those nothing listens on, then the empty directories.
+for f in /run/containerd/s/*; do
+  [ -S "$f" ] || continue
+  ss -xlH 2> /dev/null | grep -qF "$f" || rm -f "$f"
+done
+rmdir /run/containerd/s /run/containerd/fifo /run/containerd 2> /dev/null
 left=$(awk '{print $5}' /proc/self/mountinfo | grep -cE "^($S|$R)(/|$)" || true)
 [ "$left" = 0 ] || log "$left mounts are still under $S or $R"
 log "done"

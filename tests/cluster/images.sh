@@ -57,7 +57,7 @@ image "$PAUSE_IMAGE" "$work/pause" pause.tar --entrypoint /pause --user 65535
 
 # busybox: every applet (sh, tar, cat, sha256sum, ...): the plugin's --upload mode target.
 r=$work/busybox; base "$r"; applets "$r"
-image "$BUSYBOX_IMAGE" "$r" busybox.tar --cmd=/bin/sh
+image "$BUSYBOX_IMAGE" "$r" busybox.tar --cmd '["/bin/sh"]'
 
 # web: python3 -m http.server; the stdlib without tests, GUI, build and packaging parts.
 r=$work/web; base "$r"
@@ -74,8 +74,17 @@ for so in "$r/usr/lib/$pyver"/lib-dynload/*.so; do
     [ -e "$r$lib" ] || { mkdir -p "$r$(dirname "$lib")"; cp -L "$lib" "$r$lib"; }
   done
 done
+# As PID 1, python3 would ignore SIGTERM (no default action for PID 1): every pod deletion
+# would wait out its grace period (30 s). sitecustomize makes SIGTERM exit 0 there. Debian's
+# sitecustomize.py is a symlink to /etc: remove it first, never write through it to the host.
+rm -f "$r/usr/lib/$pyver/sitecustomize.py"
+cat > "$r/usr/lib/$pyver/sitecustomize.py" <<'PY'
+import os, signal, sys
+if os.getpid() == 1:
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+PY
 mkdir -p "$r/srv"; echo "hello from meshsniff web" > "$r/srv/index.html"
-image "$WEB_IMAGE" "$r" web.tar --workdir /srv --cmd=python3 --cmd=-m --cmd=http.server --cmd=8080
+image "$WEB_IMAGE" "$r" web.tar --workdir /srv --cmd '["python3", "-m", "http.server", "8080"]'
 
 # curl: Debian's curl and its libraries, no CA store.
 r=$work/curl; base "$r"

@@ -193,7 +193,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_tls_streaming = false
-  restrict_oom_score_adj = false
+  # lowering oom_score_adj below 0 is refused here (EACCES); the pause container asks for
+  # -998 and runc fails with "can't get final child's PID from pipe: EOF": clamp to ours
+  restrict_oom_score_adj = true
   # pod network namespaces under $R (down.sh unmounts them there), not in /run/netns
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
@@ -203,6 +205,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        Root = "$R/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$S/cni/net.d"
@@ -216,12 +219,13 @@ wait_for containerd 60 ctr version || fail_log containerd
 for f in pause web curl busybox; do
   ctr -n k8s.io images import "$images/$f.tar" > /dev/null
 done
-helper_tar=$repo/release/out/image/meshsniff-oci.tar
+ctr -n k8s.io images tag --force "$BUSYBOX_IMAGE" "$UPLOAD_DEFAULT_IMAGE" > /dev/null
+# MESHSNIFF_HELPER_IMAGE names another archive (e.g. one built in another checkout).
+helper_tar=${MESHSNIFF_HELPER_IMAGE:-$repo/release/out/image/meshsniff-oci.tar}
 if [ -f "$helper_tar" ]; then
-  ctr -n k8s.io images import "$helper_tar" > /dev/null
-  log "imported the helper image from $helper_tar"
+  "$here/import.sh" "$helper_tar"
 else
-  log "no helper image: $helper_tar is missing (release/build.sh makes it); the plugin's default --image is not in the cluster"
+  log "no helper image: $helper_tar is missing (release/build.sh makes it; tests/cluster/import.sh imports one later); the plugin's default --image is not in the cluster"
 fi
 
 # ---- kubelet
@@ -253,6 +257,14 @@ serializeImagePulls: false
 rotateCertificates: false
 serverTLSBootstrap: false
 YAML
+# The kubelet sets these to its defaults (protectKernelDefaults off); down.sh puts back the
+# values seen before the first start.
+if [ ! -f "$S/sysctl.orig" ]; then
+  for k in vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops \
+           kernel.keys.root_maxkeys kernel.keys.root_maxbytes; do
+    echo "$k=$(sysctl -n "$k")"
+  done > "$S/sysctl.orig"
+fi
 start kubelet kubelet --config "$S/kubelet/config.yaml" --kubeconfig "$S/kubelet.kubeconfig" \
   --root-dir "$S/kubelet" --cert-dir "$S/kubelet/pki" --hostname-override "$NODE" \
   --node-ip "$NODE_IP" --v=1
