@@ -570,6 +570,55 @@ fn istio_seed_story_on_the_real_cluster() {
     );
     eprintln!("{summary:?}");
 
+    // Envoy's access log is the truth the verdicts are held against: the server's sidecar
+    // authenticated each mesh connection as the client's SPIFFE identity, opened each
+    // 127.0.0.6 leg, and found no filter chain for the plaintext client.
+    let log = kubectl_ok(&[
+        "-n",
+        NS,
+        "exec",
+        "server",
+        "-c",
+        "istio-proxy",
+        "--",
+        "cat",
+        "/var/log/istio-proxy/access.log",
+    ]);
+    let entries: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let entry = |key: &str, value: &str| -> Vec<&serde_json::Value> {
+        entries.iter().filter(|e| e[key] == value).collect()
+    };
+    let spiffe = format!("spiffe://cluster.local/ns/{NS}/sa/client");
+    for f in &mesh {
+        let e = entry("downstream_remote", &f.client);
+        assert!(
+            e.iter()
+                .any(|e| e["downstream_peer_uri_san"] == spiffe.as_str()
+                    && e["downstream_tls_version"] == "TLSv1.3"),
+            "Envoy did not log {} as {spiffe}: {e:?}",
+            f.client
+        );
+    }
+    for f in &inbound {
+        assert!(
+            !entry("upstream_local", &f.client).is_empty(),
+            "Envoy did not log its leg {}",
+            f.client
+        );
+    }
+    for f in &refused {
+        let e = entry("downstream_remote", &f.client);
+        assert!(
+            e.iter()
+                .any(|e| e["response_code_details"] == "filter_chain_not_found"),
+            "Envoy did not log refusing {}: {e:?}",
+            f.client
+        );
+    }
+
     // The saved pcapng reads back whole in tshark (no warning), an interface per pod
     // interface, and tshark too finds Istio's SNI in the client sidecar's ClientHellos.
     let ifaces = common::tshark_fields(&pcap, &["frame.interface_name"], "tcp");
