@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Role: proves the node up.sh made runs real pods: a web pod (python3 http.server) fetched by
 # a curl pod over the pod IP, then kubectl logs, exec, port-forward and an ephemeral container
-# (kubectl debug) against it; Pod Security and RBAC refusing what they must. Needs KUBECONFIG
+# (kubectl debug) against it; an absent image's pull kept on loopback; Pod Security and RBAC
+# refusing what they must. Needs KUBECONFIG
 # (eval "$(up.sh)"); exits non-zero on the first thing that does not work; removes its namespace.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -95,6 +96,16 @@ echo "kubectl exec -c dbg -- wget http://127.0.0.1:8080/: $out"
 procs=$(k exec web -c dbg -- ps -o comm)
 echo "$procs" | grep -q python3 || fail "ephemeral container does not see the web process (--target)"
 echo "ephemeral container sees: $(echo "$procs" | tr '\n' ' ')"
+
+step "an image the node lacks: the pull goes to loopback's closed port, never off the machine"
+k run nopull --image=quay.io/meshsniff-smoke/absent:1 --restart=Never > /dev/null
+for _ in $(seq 1 60); do
+  out=$(k get events --field-selector involvedObject.name=nopull,reason=Failed -o jsonpath='{.items[*].message}')
+  [ -n "$out" ] && break; sleep 0.5
+done
+echo "$out" | grep -q 'http://127.0.0.1:9/v2/meshsniff-smoke/absent/manifests/1' || fail "pull went: $out"
+k delete pod nopull --wait=false > /dev/null
+echo "pull refused: ${out:0:120}..."
 
 step "Pod Security: a namespace enforcing restricted refuses a privileged pod"
 kubectl label namespace "$ns" pod-security.kubernetes.io/enforce=restricted > /dev/null 2>&1

@@ -210,7 +210,20 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "/usr/lib/cni"
     conf_dir = "$S/cni/net.d"
     max_conf_num = 1
+  # Every registry is a closed port on loopback: a pod naming an image the node lacks fails at
+  # once ("connection refused" to 127.0.0.1:9), and containerd never looks a registry up nor
+  # dials off the machine (the network rule; a helper pod with IfNotPresent did once).
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$S/containerd/certs.d"
 TOML
+mkdir -p "$S/containerd/certs.d/_default" "$S/containerd/certs.d/docker.io"
+for d in _default docker.io; do
+  cat > "$S/containerd/certs.d/$d/hosts.toml" <<TOML
+server = "http://127.0.0.1:9"
+[host."http://127.0.0.1:9"]
+  capabilities = ["pull", "resolve"]
+TOML
+done
 start containerd containerd --config "$S/containerd/config.toml"
 ctr() { command ctr --address "$R/containerd.sock" "$@"; }
 wait_for containerd 60 ctr version || fail_log containerd
