@@ -776,6 +776,79 @@ fn privileged_helper_captures_real_traffic_saves_it_and_feeds_wireshark() {
     );
 }
 
+/// Issue 12 (image): `--upload` on the real node: the helper pod runs busybox:1.36 (no helper
+/// image needed), the static helper (release/build.sh's) is copied in through the real API
+/// server, kubelet and containerd's exec stream, its SHA-256 checked there with sha256sum,
+/// then it captures real traffic as the normal helper does; the pod is deleted afterwards.
+#[test]
+fn upload_copies_the_static_helper_into_busybox_and_captures_on_the_real_node() {
+    let t = "upload_copies_the_static_helper_into_busybox_and_captures_on_the_real_node";
+    let Some(c) = cluster(t, false) else { return };
+    let helper = common::repo().join("release/out/archive/meshsniff");
+    if !helper.is_file() {
+        common::skip(
+            t,
+            "release/out/archive/meshsniff is missing (release/build.sh makes the static helper)",
+        );
+        return;
+    }
+    let ns = Ns::new(&c, "upl", json!({}));
+    ns.pods(&[("web-1", json!({"app": "web"}))], false);
+    let saved = ns.file("web.pcapng");
+    let mut cmd = c.plugin(&[
+        "pod/web-1",
+        "-n",
+        &ns.name,
+        "--duration",
+        "10s",
+        "-o",
+        saved.to_str().unwrap(),
+        "--format",
+        "jsonl",
+        "--upload",
+        "--helper-binary",
+        helper.to_str().unwrap(),
+    ]);
+    let started = Instant::now();
+    let mut run = Run::start(&mut cmd, &ns.dir, "upl");
+    run.wait_for("capturing on", 1, Duration::from_secs(120));
+    let ready_after = started.elapsed();
+    let helpers = c.helpers_of(&ns.name);
+    assert_eq!(helpers.len(), 1, "one helper: {helpers:?}");
+    assert_eq!(helpers[0]["spec"]["containers"][0]["image"], "busybox:1.36");
+    assert_eq!(helpers[0]["spec"]["nodeName"], c.node);
+    for _ in 0..2 {
+        assert_eq!(ns.curl("web-1", "/").trim(), "hello from meshsniff web");
+    }
+    let code = run.exit(Duration::from_secs(60));
+    let err = run.stderr();
+    assert!(
+        err.contains("kubectl meshsniff: copied the helper (") && err.contains("SHA-256 checked"),
+        "{err}"
+    );
+    assert!(err.contains("checked in the pod (sha256sum)"), "{err}");
+    let records = flows(&run.stdout());
+    let ip = ns.ip("web-1");
+    let to_web: Vec<&Value> = records
+        .iter()
+        .filter(|f| f["server"] == format!("{ip}:8080"))
+        .collect();
+    assert!(to_web.len() >= 2, "two GETs judged: {records:?}\n{err}");
+    for f in &to_web {
+        assert_eq!(f["verdict"]["kind"], "plaintext-leak", "{f}");
+    }
+    assert_eq!(code, Some(1), "cleartext to a pod is a finding: {err}");
+    tshark_clean(&saved);
+    let gone = c.helpers_gone(&ns.name, Duration::from_secs(30));
+    eprintln!(
+        "{t} ({}): copied, checked and capturing {:.1}s after start; helper gone {:.1}s after \
+         the plugin ended",
+        c.version,
+        ready_after.as_secs_f64(),
+        gone.as_secs_f64()
+    );
+}
+
 /// Issue 12 (1): `-l app=web` with two real pods: one pcapng (tshark reads it clean) with an
 /// interface per pod, each pod's own GET on its own interface.
 #[test]
