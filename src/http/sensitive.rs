@@ -230,9 +230,12 @@ impl Rules {
         }
         let mut rest = params;
         loop {
+            // `#` too: a fragment holding a second `#` (`#a#token=…`, not valid URL syntax,
+            // but pages parse fragments as they like) still has a token after it. The query
+            // part never holds one (`target` splits it off at the first `#`).
             let end = rest
                 .iter()
-                .position(|&b| b == b'&' || b == b';')
+                .position(|&b| matches!(b, b'&' | b';' | b'#'))
                 .unwrap_or(rest.len());
             let pair = &rest[..end];
             let secret = memchr::memchr(b'=', pair).filter(|&eq| is_secret_param(&pair[..eq]));

@@ -449,6 +449,39 @@ fn fuzz_regression_authorization_evidence_is_always_redacted() {
     ));
 }
 
+/// Found by the `http` fuzz target in CI's smoke run (fuzz/regressions/): a credential
+/// parameter after a second `#` in the fragment (`/a?x#…##token=x`) was kept in clear.
+#[test]
+fn fuzz_regression_a_token_after_a_second_hash_is_redacted() {
+    crate::fuzzing::check_http(include_bytes!(
+        "../../fuzz/regressions/http-token-after-a-second-hash.bin"
+    ));
+}
+
+/// The class behind it: every `#` in the fragment separates parameters, so the token is
+/// redacted and named whatever comes before it.
+#[test]
+fn a_token_after_a_second_hash_in_the_fragment_is_redacted() {
+    let rules = super::sensitive::Rules::default();
+    for target in [
+        "/a?x#y#token=s3cr3t",
+        "/a#y#token=s3cr3t",
+        "/a?q=1##token=s3cr3t",
+    ] {
+        let mut out = Vec::new();
+        let shown = rules.target(target.as_bytes(), &mut out);
+        assert!(!shown.contains("s3cr3t"), "{target}: {shown}");
+        assert!(
+            shown.ends_with("token=<redacted, 6 bytes>"),
+            "{target}: {shown}"
+        );
+        assert!(
+            out.iter().any(|s| s.label == "query:token"),
+            "{target}: {out:?}"
+        );
+    }
+}
+
 /// The class behind the fuzz finding above: an `Authorization` value whose first word is not
 /// a known scheme (a bare API key, or a secret with a space in it) was shown as the "scheme",
 /// in the label and the evidence, without `--show-secrets`.
