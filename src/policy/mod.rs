@@ -240,6 +240,29 @@ fn no_cert_evidence(t: &TlsFacts) -> Option<String> {
     }
 }
 
+/// What the capture shows of the client's authentication, decided once for every profile:
+/// a certificate (seen, inferred, or carried over by resumption), none, or nothing either way.
+enum ClientAuth {
+    Cert(String),
+    NoCert(String),
+    /// A resumed session whose full handshake was not captured.
+    ResumedUnseen,
+    /// A full handshake whose client flight the capture does not show.
+    Unseen,
+}
+
+fn client_auth(t: &TlsFacts) -> ClientAuth {
+    if client_cert(t) {
+        ClientAuth::Cert(cert_evidence(t))
+    } else if let Some(none) = no_cert_evidence(t) {
+        ClientAuth::NoCert(none)
+    } else if t.resumed {
+        ClientAuth::ResumedUnseen
+    } else {
+        ClientAuth::Unseen
+    }
+}
+
 fn tls_verdict(t: &TlsFacts, place: Place, istio: bool) -> Verdict {
     if t.outcome == Outcome::Rejected {
         let why = t
@@ -275,7 +298,6 @@ fn tls_verdict(t: &TlsFacts, place: Place, istio: bool) -> Verdict {
         && t.version.as_deref() == Some("1.3")
         && t.sni.is_none()
         && t.alpn_offered.iter().any(|a| a == "h2");
-    let cert = client_cert(t);
     let mut v = if istio && (istio_alpn || istio_sni) {
         let mut how = Vec::new();
         if istio_alpn {
@@ -289,60 +311,57 @@ fn tls_verdict(t: &TlsFacts, place: Place, istio: bool) -> Verdict {
         // authenticated it: mTLS needs the client certificate seen or inferred, as under
         // strict. Real sidecars resume TLS 1.3 sessions all the time (no certificate on the
         // wire), and a server that is not a sidecar never asks for one.
-        if cert {
-            verdict(
-                Kind::Mtls,
-                format!("Istio mTLS: {mesh}; {}", cert_evidence(t)),
-            )
-        } else if let Some(none) = no_cert_evidence(t) {
-            verdict(
+        match client_auth(t) {
+            ClientAuth::Cert(ev) => verdict(Kind::Mtls, format!("Istio mTLS: {mesh}; {ev}")),
+            ClientAuth::NoCert(none) => verdict(
                 Kind::Tls,
                 format!("TLS from an Istio sidecar ({mesh}) without a client certificate: {none}"),
-            )
-        } else if t.resumed {
-            verdict(
+            ),
+            ClientAuth::ResumedUnseen => verdict(
                 Kind::Tls,
                 format!(
                     "{} from an Istio sidecar ({mesh}); client auth not observable: it happened in a full handshake not captured",
                     resumed_what(t)
                 ),
-            )
-        } else {
-            verdict(
+            ),
+            ClientAuth::Unseen => verdict(
                 Kind::Tls,
                 format!(
                     "TLS from an Istio sidecar ({mesh}); client auth not observable (the capture does not show the client's certificate flight)"
                 ),
-            )
+            ),
         }
     } else if istio && hbone {
         verdict(
             Kind::Mtls,
             "ambient HBONE: TLS 1.3 to :15008 with ALPN h2 and no SNI",
         )
-    } else if cert {
-        verdict(Kind::Mtls, format!("mutual TLS: {}", cert_evidence(t)))
-    } else if t.resumed {
-        let what = resumed_what(t);
-        verdict(
-            Kind::Tls,
-            match (t.resumed_from_flow, t.resumed_client_cert) {
-                (Some(from), Some(_)) => {
-                    format!(
-                        "{what} from flow {from}, whose full handshake had no client certificate"
-                    )
-                }
-                _ => format!(
-                    "{what}; client auth not observable: it happened in a full handshake not captured"
-                ),
-            },
-        )
     } else {
-        let version = t.version.as_deref().unwrap_or("unknown");
-        verdict(
-            Kind::Tls,
-            format!("TLS {version} without a client identity (no client certificate seen)"),
-        )
+        match client_auth(t) {
+            ClientAuth::Cert(ev) => verdict(Kind::Mtls, format!("mutual TLS: {ev}")),
+            ClientAuth::NoCert(_) if t.resumed => verdict(
+                Kind::Tls,
+                format!(
+                    "{} from flow {}, whose full handshake had no client certificate",
+                    resumed_what(t),
+                    t.resumed_from_flow.unwrap_or_default()
+                ),
+            ),
+            ClientAuth::ResumedUnseen => verdict(
+                Kind::Tls,
+                format!(
+                    "{}; client auth not observable: it happened in a full handshake not captured",
+                    resumed_what(t)
+                ),
+            ),
+            ClientAuth::NoCert(_) | ClientAuth::Unseen => verdict(
+                Kind::Tls,
+                format!(
+                    "TLS {} without a client identity (no client certificate seen)",
+                    t.version.as_deref().unwrap_or("unknown")
+                ),
+            ),
+        }
     };
     if let Some(ver) = t.version.as_deref() {
         // names::version spells SSL as "ssl3"/"ssl2" (the old spellings kept for safety).
