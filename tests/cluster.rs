@@ -15,10 +15,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The cluster's state directory (up.sh): admin.kubeconfig, pki/ca.{crt,key}, logs.
-const STATE: &str = "/var/lib/meshsniff-cluster";
+const STATE: &str = common::CLUSTER_STATE;
 /// Its pid files (up.sh): kubelet.pid.
 const RUN: &str = "/run/meshsniff-cluster";
-const CACHE: &str = "/var/cache/meshsniff/cluster";
 const WEB_IMAGE: &str = "meshsniff.test/web:1";
 const CURL_IMAGE: &str = "meshsniff.test/curl:1";
 /// Tests that change what every test shares (the helper namespace, the kubelet) hold it
@@ -27,24 +26,6 @@ const LOCK: &str = "/tmp/meshsniff-cluster-tests.lock";
 
 fn plugin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kubectl-meshsniff"))
-}
-
-/// The real kubectl: the cluster's own build (its version), else the one on PATH.
-fn kubectl_program() -> Option<PathBuf> {
-    let cached = std::fs::read_dir(CACHE)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin/kubectl"))
-        .find(|p| p.is_file());
-    cached.or_else(|| {
-        let out = Command::new("sh")
-            .args(["-c", "command -v kubectl"])
-            .output()
-            .ok()?;
-        let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        (out.status.success() && !p.is_empty()).then(|| PathBuf::from(p))
-    })
 }
 
 /// A file lock held by a `flock` child until dropped.
@@ -96,36 +77,13 @@ fn cluster(test: &str, exclusive: bool) -> Option<Cluster> {
         );
         None
     };
-    let kubeconfig = std::env::var_os("KUBECONFIG")
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from(STATE).join("admin.kubeconfig"));
-    if !kubeconfig.is_file() {
-        return skip(format!(
-            "no kubeconfig ({} is missing)",
-            kubeconfig.display()
-        ));
-    }
-    let Some(kubectl) = kubectl_program() else {
-        return skip("no kubectl".into());
-    };
+    let (kubeconfig, kubectl) = common::cluster_or_skip(test)?;
     let k = |args: &[&str]| {
         Command::new(&kubectl)
             .args(args)
             .env("KUBECONFIG", &kubeconfig)
             .output()
     };
-    match k(&["get", "--raw", "/readyz", "--request-timeout=5s"]) {
-        Ok(o) if o.status.success() && o.stdout.starts_with(b"ok") => {}
-        Ok(o) => {
-            return skip(format!(
-                "the API server of {} is not ready: {}",
-                kubeconfig.display(),
-                String::from_utf8_lossy(&o.stderr).trim()
-            ));
-        }
-        Err(e) => return skip(format!("cannot run {}: {e}", kubectl.display())),
-    }
     let nodes: Value = match k(&["get", "nodes", "-o", "json"]) {
         Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).unwrap(),
         _ => return skip("cannot list the nodes".into()),

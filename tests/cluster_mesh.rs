@@ -13,20 +13,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const KUBECONFIG: &str = "/var/lib/meshsniff-cluster/admin.kubeconfig";
 const CONTAINERD: &str = "/run/meshsniff-cluster/containerd.sock";
 const NS: &str = "meshsniff-mesh";
 
-fn kubeconfig() -> String {
-    std::env::var("MESHSNIFF_KUBECONFIG").unwrap_or_else(|_| KUBECONFIG.to_string())
+fn kubeconfig() -> PathBuf {
+    common::cluster_kubeconfig()
+}
+
+/// The cluster's kubectl (the one tests/cluster.rs uses too), with its kubeconfig.
+fn kubectl_cmd() -> Command {
+    let mut c = Command::new(common::cluster_kubectl().unwrap_or_else(|| "kubectl".into()));
+    c.env("KUBECONFIG", kubeconfig());
+    c
 }
 
 fn kubectl(args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig())
-        .args(args)
-        .output()
-        .expect("run kubectl")
+    kubectl_cmd().args(args).output().expect("run kubectl")
 }
 
 /// kubectl's stdout, the command having succeeded.
@@ -41,33 +43,9 @@ fn kubectl_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// The test cluster answers (its API server is ready and its node too), else skip.
+/// The test cluster answers (its API server is ready), else skip; root for ctr.
 fn cluster_or_skip(test: &str) -> bool {
-    if !common::root_or_skip(test) || !common::have(test, "kubectl") {
-        return false;
-    }
-    if !Path::new(&kubeconfig()).exists() {
-        common::skip(
-            test,
-            &format!(
-                "the test cluster is not up: {} is missing (tests/cluster/up.sh)",
-                kubeconfig()
-            ),
-        );
-        return false;
-    }
-    let ready = kubectl(&["get", "--raw", "/readyz", "--request-timeout=10s"]);
-    if !ready.status.success() {
-        common::skip(
-            test,
-            &format!(
-                "the test cluster's API server does not answer: {}",
-                String::from_utf8_lossy(&ready.stderr).trim()
-            ),
-        );
-        return false;
-    }
-    true
+    common::root_or_skip(test) && common::cluster_or_skip(test).is_some()
 }
 
 /// `tests/cluster/mesh.sh up`, once per test binary (the tests run in parallel and both need
@@ -259,8 +237,7 @@ fn port_forward(log: &Path) -> (PortForward, u16) {
         .unwrap()
         .port();
     let f = std::fs::File::create(log).unwrap();
-    let child = Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig())
+    let child = kubectl_cmd()
         .args([
             "-n",
             NS,
@@ -679,8 +656,7 @@ fn istio_init_is_refused_under_baseline_pod_security() {
         "--ignore-not-found",
         "--wait=false",
     ]);
-    let mut create = Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig())
+    let mut create = kubectl_cmd()
         .args(["create", "-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -713,8 +689,7 @@ fn istio_init_is_refused_under_baseline_pod_security() {
         "metadata": {"name": "server", "namespace": ns},
         "spec": spec,
     });
-    let mut dry = Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig())
+    let mut dry = kubectl_cmd()
         .args(["create", "--dry-run=server", "-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -202,3 +202,70 @@ pub fn sh(args: &[&str]) {
         .unwrap_or_else(|e| panic!("{args:?}: {e}"));
     assert!(st.success(), "{args:?} failed");
 }
+
+/// The test cluster's state directory (tests/cluster/up.sh): admin.kubeconfig, pki/, logs.
+pub const CLUSTER_STATE: &str = "/var/lib/meshsniff-cluster";
+/// Where tests/cluster/build.sh keeps its binaries (`<versions>/bin/kubectl` among them).
+pub const CLUSTER_CACHE: &str = "/var/cache/meshsniff/cluster";
+
+/// The test cluster's kubeconfig: `KUBECONFIG` when it names a file (.ci/run exports up.sh's),
+/// else up.sh's admin kubeconfig.
+pub fn cluster_kubeconfig() -> PathBuf {
+    std::env::var_os("KUBECONFIG")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| Path::new(CLUSTER_STATE).join("admin.kubeconfig"))
+}
+
+/// The real kubectl: the cluster's own build (its version), else the one on PATH.
+pub fn cluster_kubectl() -> Option<PathBuf> {
+    let cached = std::fs::read_dir(CLUSTER_CACHE)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin/kubectl"))
+        .find(|p| p.is_file());
+    cached.or_else(|| {
+        let out = std::process::Command::new("sh")
+            .args(["-c", "command -v kubectl"])
+            .output()
+            .ok()?;
+        let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !p.is_empty()).then(|| PathBuf::from(p))
+    })
+}
+
+/// The test cluster's kubeconfig and kubectl when its API server is ready, else a skip saying
+/// what is missing and that `tests/cluster/up.sh` brings it up (a failure under .ci/run).
+pub fn cluster_or_skip(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let skip = |why: String| {
+        skip(
+            test,
+            &format!("{why}; `sudo tests/cluster/up.sh` brings the test cluster up"),
+        );
+        None
+    };
+    let kubeconfig = cluster_kubeconfig();
+    if !kubeconfig.is_file() {
+        return skip(format!(
+            "no kubeconfig ({} is missing)",
+            kubeconfig.display()
+        ));
+    }
+    let Some(kubectl) = cluster_kubectl() else {
+        return skip("no kubectl".into());
+    };
+    match std::process::Command::new(&kubectl)
+        .args(["get", "--raw", "/readyz", "--request-timeout=5s"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+    {
+        Ok(o) if o.status.success() && o.stdout.starts_with(b"ok") => Some((kubeconfig, kubectl)),
+        Ok(o) => skip(format!(
+            "the API server of {} is not ready: {}",
+            kubeconfig.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => skip(format!("cannot run {}: {e}", kubectl.display())),
+    }
+}
