@@ -9,7 +9,7 @@ mod common;
 
 use meshsniff::kube::manifest;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -145,17 +145,7 @@ impl Cluster {
     }
 
     fn try_k(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut c = self.kubectl_cmd(args);
-        c.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        let mut pipe = child.stdin.take().unwrap();
-        if let Some(s) = stdin {
-            pipe.write_all(s.as_bytes()).unwrap();
-        }
-        drop(pipe);
-        child.wait_with_output().unwrap()
+        common::output_with_stdin(&mut self.kubectl_cmd(args), stdin.unwrap_or("").as_bytes())
     }
 
     /// kubectl as the admin; panics with its stderr when it fails.

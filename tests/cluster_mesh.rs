@@ -656,25 +656,14 @@ fn istio_init_is_refused_under_baseline_pod_security() {
         "--ignore-not-found",
         "--wait=false",
     ]);
-    let mut create = kubectl_cmd()
-        .args(["create", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let namespace = serde_json::json!({
         "apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": ns, "labels": {"pod-security.kubernetes.io/enforce": "baseline"}}
     });
-    use std::io::Write;
-    create
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(namespace.to_string().as_bytes())
-        .unwrap();
-    let o = create.wait_with_output().unwrap();
+    let o = common::output_with_stdin(
+        kubectl_cmd().args(["create", "-f", "-"]),
+        namespace.to_string().as_bytes(),
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // The live pod's spec, moved to that namespace, through admission (server-side dry run).
@@ -689,19 +678,10 @@ fn istio_init_is_refused_under_baseline_pod_security() {
         "metadata": {"name": "server", "namespace": ns},
         "spec": spec,
     });
-    let mut dry = kubectl_cmd()
-        .args(["create", "--dry-run=server", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    dry.stdin
-        .take()
-        .unwrap()
-        .write_all(pod.to_string().as_bytes())
-        .unwrap();
-    let o = dry.wait_with_output().unwrap();
+    let o = common::output_with_stdin(
+        kubectl_cmd().args(["create", "--dry-run=server", "-f", "-"]),
+        pod.to_string().as_bytes(),
+    );
     let _ = kubectl(&[
         "delete",
         "namespace",

@@ -179,23 +179,16 @@ impl Containerd {
 impl Containerd {
     /// `ctr task exec` in a running container, `stdin` fed and closed (as `kubectl exec -i`).
     fn exec(&self, container: &str, exec_id: &str, args: &[String], stdin: &[u8]) -> Output {
-        use std::io::Write;
-        let mut child = Command::new("ctr")
-            .arg("--address")
-            .arg(self.dir.join("c.sock"))
-            .args(["-n", "k8s.io", "task", "exec", "--fifo-dir"])
-            .arg(self.dir.join("fifo"))
-            .args(["--exec-id", exec_id, container])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(stdin).unwrap();
-        drop(pipe);
-        child.wait_with_output().unwrap()
+        common::output_with_stdin(
+            Command::new("ctr")
+                .arg("--address")
+                .arg(self.dir.join("c.sock"))
+                .args(["-n", "k8s.io", "task", "exec", "--fifo-dir"])
+                .arg(self.dir.join("fifo"))
+                .args(["--exec-id", exec_id, container])
+                .args(args),
+            stdin,
+        )
     }
 }
 

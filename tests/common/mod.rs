@@ -269,3 +269,20 @@ pub fn cluster_or_skip(test: &str) -> Option<(PathBuf, PathBuf)> {
         Err(e) => skip(format!("cannot run {}: {e}", kubectl.display())),
     }
 }
+
+/// `cmd` run with `input` on its stdin (then closed), stdout and stderr captured.
+pub fn output_with_stdin(cmd: &mut std::process::Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let mut pipe = child.stdin.take().unwrap();
+    // A program that exits without reading all of it is judged by its output, not here.
+    let _ = pipe.write_all(input);
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
